@@ -1,0 +1,15 @@
+"""IWAE in Pyro: the VAE's model (iwae.2) and guide (iwae.3), objective (iwae.1).
+
+Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR 2016.
+Pyro's ``RenyiELBO(alpha=0)`` does not give the per-datapoint bound with a minibatch
+data plate (VARIANTS.md §5), so the objective is the zoo's
+:class:`~zoo.pyro_backend.objectives.ImportanceWeightedELBO`.
+"""
+
+from zoo.pyro_backend.objectives import ImportanceWeightedELBO
+from zoo.vae.pyro_model import Variant as VAE
+
+
+class Variant(VAE):
+    def objective(self):
+        return ImportanceWeightedELBO(num_particles=self.config.k)

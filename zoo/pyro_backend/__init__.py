@@ -1,0 +1,1 @@
+"""The Pyro (PyTorch) backend: variant base class, objective terms, trainer."""

@@ -1,0 +1,119 @@
+"""The Pyro training loop, shared by every Pyro variant.
+
+The dataset is moved to the device once as tensors; a minibatch is an index slice of
+them (no ``DataLoader``, no per-item Python). The permutation of epoch ``e`` comes
+from ``(seed, e)``, and the checkpoint carries torch's RNG state, so a resumed run
+draws the same noise and the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyro
+import torch
+
+from zoo import registry
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    backend = "pyro"
+
+    def __init__(self, variant_name: str, config, dataset, options):
+        self.options = options
+        self.dataset = dataset
+        self.device = resolve_device(options.device)
+        pyro.set_rng_seed(options.seed)
+        # The param store is global: stale values from another run in the same
+        # process would overwrite this run's modules at their first pyro.module call.
+        pyro.clear_param_store()
+        variant_cls = registry.variant_class(variant_name, "pyro")
+        self.variant = variant_cls(config, dataset.x_dim, dataset.num_classes).to(self.device)
+        self.variant.configure_optimizers(options.lr)
+        self.train_arrays = self._to_device(self.variant.training_data(dataset))
+        self.num_train = len(self.train_arrays["x"])
+        self.batch_size = min(options.batch_size, self.num_train)
+
+    def _to_device(self, arrays: dict) -> dict:
+        return {k: torch.as_tensor(v).to(self.device) for k, v in arrays.items()}
+
+    @property
+    def batches_per_epoch(self) -> int:
+        # The last incomplete batch is dropped: every step sees a full batch.
+        return self.num_train // self.batch_size
+
+    def run_epoch(self, epoch: int, on_batch=lambda: None) -> float:
+        """Train one epoch; returns the mean loss per datapoint (nats), or NaN early."""
+        self.variant.train()
+        order = np.random.default_rng([self.options.seed, epoch]).permutation(self.num_train)
+        order = torch.as_tensor(order, device=self.device)
+        total = 0.0
+        for b in range(self.batches_per_epoch):
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            batch = {k: v[index] for k, v in self.train_arrays.items()}
+            if self.dataset.binarize == "dynamic":
+                batch["x"] = torch.bernoulli(batch["x"])
+            loss = self.variant.train_step(batch)
+            if not np.isfinite(loss):
+                return float("nan")
+            total += loss
+            on_batch()
+        return total / (self.batches_per_epoch * self.batch_size)
+
+    # --- checkpoints ----------------------------------------------------------
+    def state_bytes(self, epoch: int) -> bytes:
+        state = {
+            "epoch": epoch,
+            "variant": self.variant.state_dict(),
+            "optimizer": self.variant.optimizer_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    def load_state_bytes(self, data: bytes) -> int:
+        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=False)
+        self.variant.load_state_dict(state["variant"])
+        pyro.clear_param_store()
+        self.variant.load_optimizer_state(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return state["epoch"]
+
+    # --- evaluation and pictures (numpy in, numpy out) ------------------------
+    def _batch(self, arrays: dict) -> dict:
+        return self._to_device(arrays)
+
+    def log_weights(self, arrays: dict, num_particles: int) -> np.ndarray:
+        self.variant.eval()
+        return self.variant.log_weights(num_particles, **self._batch(arrays)).double().cpu().numpy()
+
+    def reconstruct(self, arrays: dict) -> np.ndarray:
+        self.variant.eval()
+        return self.variant.reconstruct(**self._batch(arrays)).cpu().numpy()
+
+    def sample(self, num_samples: int) -> np.ndarray:
+        self.variant.eval()
+        return self.variant.sample(num_samples, self.device).cpu().numpy()
+
+    def test_data(self) -> dict:
+        return self.variant.test_data(self.dataset)
+
+    def extra_metrics(self) -> dict:
+        self.variant.eval()
+        with torch.no_grad():
+            return self.variant.extra_metrics(self.dataset, self.device)

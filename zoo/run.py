@@ -1,0 +1,206 @@
+"""One training run, whatever the variant and backend.
+
+A run directory holds::
+
+    run.json            variant, backend, config and training options (to resume/evaluate)
+    checkpoint.ckpt     model, guide and optimizer state, RNG state, epoch (atomic)
+    metrics.jsonl       one line per finished epoch
+    metrics.json        the final summary
+    samples.png         decoded prior samples
+    reconstructions.png test images (odd rows) and their reconstructions (even rows)
+
+Checkpoints are written to a temporary file in the same folder and renamed over the
+old one, so an interrupted write never leaves a broken checkpoint. A non-finite loss
+stops the run without checkpointing it: the last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from zoo import config as zconfig
+from zoo import registry
+from zoo.data import load_dataset
+from zoo.images import save_grid, save_reconstructions
+
+CHECKPOINT = "checkpoint.ckpt"
+RUN_FILE = "run.json"
+
+
+class RunError(RuntimeError):
+    """A problem with a run the user can fix (message says how)."""
+
+
+class TrainingDiverged(RunError):
+    pass
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_trainer(variant: str, config, options):
+    """Load the data and build the backend's trainer (imports that backend only)."""
+    dataset = load_dataset(
+        options.dataset,
+        data_dir=options.data_dir,
+        binarize=options.binarize,
+        seed=options.seed,
+        limit_train=options.limit_train,
+        limit_test=options.limit_test,
+    )
+    normal_class = options.extra.get("normal_class")
+    if normal_class is not None:
+        from zoo.data import one_class_split
+
+        dataset = one_class_split(dataset, int(normal_class))
+    if options.backend == "pyro":
+        from zoo.pyro_backend.trainer import Trainer
+    elif options.backend == "numpyro":
+        from zoo.numpyro_backend.trainer import Trainer
+    else:
+        raise registry.UnknownBackendError(
+            f"unknown backend {options.backend!r}; choose one of {', '.join(registry.BACKENDS)}"
+        )
+    return Trainer(variant, config, dataset, options)
+
+
+def save_run_file(out: Path, variant: str, config, options) -> None:
+    record = {
+        "variant": variant,
+        "config": zconfig.to_dict(config),
+        "options": dataclasses.asdict(options),
+    }
+    atomic_write(out / RUN_FILE, json.dumps(record, indent=2).encode())
+
+
+def load_run_file(out: Path):
+    path = Path(out) / RUN_FILE
+    if not path.exists():
+        raise RunError(f"{path} not found: {out} is not a vaezoo run directory (train one with 'vaezoo train')")
+    record = json.loads(path.read_text())
+    variant = record["variant"]
+    config = zconfig.from_dict(registry.config_class(variant), record["config"])
+    options = zconfig.TrainOptions(**record["options"])
+    return variant, config, options
+
+
+def restore(out: Path, device: str | None = None):
+    """The trainer of a run directory, loaded from its last checkpoint."""
+    variant, config, options = load_run_file(out)
+    if device is not None:
+        options = dataclasses.replace(options, device=device)
+    checkpoint = Path(out) / CHECKPOINT
+    if not checkpoint.exists():
+        raise RunError(f"{checkpoint} not found: the run has not finished an epoch yet")
+    trainer = make_trainer(variant, config, options)
+    epoch = trainer.load_state_bytes(checkpoint.read_bytes())
+    return trainer, variant, config, options, epoch
+
+
+def _read_history(out: Path, up_to_epoch: int) -> list[dict]:
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["epoch"] <= up_to_epoch]
+
+
+def train(variant: str, config, options, out: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train ``variant``; write checkpoints, metrics and pictures into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start_epoch = 0
+    if resume:
+        # The run's own record wins over the command line, except for the epoch budget.
+        epochs = options.epochs
+        variant, config, options = load_run_file(out)
+        options = dataclasses.replace(options, epochs=epochs)
+        checkpoint = out / CHECKPOINT
+        if not checkpoint.exists():
+            raise RunError(f"--resume: {checkpoint} not found; start the run without --resume")
+    config.validate()
+    trainer = make_trainer(variant, config, options)
+    history: list[dict] = []
+    if resume:
+        last_epoch = trainer.load_state_bytes((out / CHECKPOINT).read_bytes())
+        start_epoch = last_epoch + 1
+        history = _read_history(out, last_epoch)
+    else:
+        for stale in (CHECKPOINT, "metrics.jsonl", "metrics.json", "eval.json"):
+            (out / stale).unlink(missing_ok=True)
+    save_run_file(out, variant, config, options)
+
+    with open(out / "metrics.jsonl", "w") as log:
+        for row in history:
+            log.write(json.dumps(row) + "\n")
+        for epoch in range(start_epoch, options.epochs):
+            started = time.perf_counter()
+            bar = tqdm(
+                total=trainer.batches_per_epoch,
+                desc=f"{variant}/{options.backend} epoch {epoch + 1}/{options.epochs}",
+                disable=not progress,
+                leave=False,
+            )
+            loss = trainer.run_epoch(epoch, on_batch=lambda: bar.update(1))
+            bar.close()
+            if not np.isfinite(loss):
+                has_checkpoint = (out / CHECKPOINT).exists()
+                kept = f"the checkpoint of epoch {epoch} is kept" if has_checkpoint else "no checkpoint was written"
+                raise TrainingDiverged(
+                    f"the loss became {loss} in epoch {epoch + 1}; training stopped and {kept} in {out}. "
+                    "Lower --lr, or try --likelihood bernoulli / another --seed."
+                )
+            row = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - started}
+            history.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            atomic_write(out / CHECKPOINT, trainer.state_bytes(epoch))
+            if progress:
+                tqdm.write(f"epoch {epoch + 1:>3}  loss {loss:10.4f} nats/datapoint  ({row['seconds']:.2f} s)")
+
+    return finish(trainer, variant, config, options, out, history)
+
+
+def finish(trainer, variant, config, options, out: Path, history: list[dict]) -> dict:
+    """Pictures and the final metrics of a trained run."""
+    dataset = trainer.dataset
+    test = trainer.test_data()
+    shown = {k: v[:50] for k, v in test.items()}
+    save_reconstructions(shown["x"], trainer.reconstruct(shown), dataset.image_shape, out / "reconstructions.png")
+    save_grid(trainer.sample(100), dataset.image_shape, out / "samples.png")
+    subset = {k: v[:500] for k, v in test.items()}
+    test_elbo = float(np.mean(trainer.log_weights(subset, 1)))
+    summary = {
+        "variant": variant,
+        "backend": options.backend,
+        "dataset": options.dataset,
+        "binarize": dataset.binarize,
+        "epochs": len(history),
+        "train_loss": history[-1]["loss"] if history else None,
+        "test_elbo_500": test_elbo,
+        "seconds_per_epoch": float(np.mean([row["seconds"] for row in history])) if history else None,
+        "config": zconfig.to_dict(config),
+    }
+    summary.update(trainer.extra_metrics())
+    atomic_write(out / "metrics.json", json.dumps(summary, indent=2).encode())
+    return summary
