@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run them: the README's test command.
+#
+#   bash scripts/test.sh            # all tests, then the strict docs build
+#   bash scripts/test.sh -k vae     # extra arguments go to pytest
+#
+# System packages (Debian): chromium for the docs' browser test, graphviz for
+# plate diagrams. torch is pinned to 2.13.0 first so pip takes the wheel that fits
+# the machine (CPU here, CUDA on a Linux GPU host) instead of resolving an
+# unpinned torch to the multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing system packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "warning: ${missing[*]} not installed and cannot apt-get here; their tests will skip" >&2
+  fi
+fi
+
+python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[test,docs]"
+bash docs/install_assets.sh
+
+python -m pytest "$@"
+python -m mkdocs build --strict --site-dir "${VAEZOO_SITE_DIR:-site}"
