@@ -13,7 +13,8 @@ def image_grid(images: np.ndarray, image_shape: tuple[int, int], columns: int, p
     """Tile flattened images (N, H*W), values in [0, 1], into one uint8 array."""
     height, width = image_shape
     rows = math.ceil(len(images) / columns)
-    grid = np.ones((rows * (height + pad) + pad, columns * (width + pad) + pad), dtype=np.float32)
+    # Mid-grey borders, so white pixels at a tile edge stay visible.
+    grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad), 0.5, dtype=np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         top, left = pad + r * (height + pad), pad + c * (width + pad)
