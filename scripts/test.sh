@@ -4,8 +4,8 @@
 #   bash scripts/test.sh            # all tests, then the strict docs build
 #   bash scripts/test.sh -k vae     # extra arguments go to pytest
 #
-# System packages (Debian): chromium for the docs' browser test, graphviz for
-# plate diagrams. torch is pinned to 2.13.0 first so pip takes the wheel that fits
+# System packages (Debian): chromium for the docs' browser test, node and npm for
+# the offline KaTeX/Mermaid assets and the formula check, graphviz for `dot`. torch is pinned to 2.13.0 first so pip takes the wheel that fits
 # the machine (CPU here, CUDA on a Linux GPU host) instead of resolving an
 # unpinned torch to the multi-GB CUDA build.
 set -euo pipefail
@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing system packages: ${missing[*]}"
@@ -27,5 +29,7 @@ fi
 python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[test,docs]"
 bash docs/install_assets.sh
 
+# mkdocs plugins print a banner about MkDocs 2 on every build; it is noise here.
+export NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true
 python -m pytest "$@"
 python -m mkdocs build --strict --site-dir "${VAEZOO_SITE_DIR:-site}"
