@@ -43,10 +43,19 @@ class TrainingDiverged(RunError):
     pass
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the permissions any other
+        # file of the run gets, so a shared run folder stays readable.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -73,6 +82,13 @@ def make_trainer(variant: str, config, options):
         from zoo.data import one_class_split
 
         dataset = one_class_split(dataset, int(normal_class))
+    # Semi-supervised variants: --labels N, else the default of the variant's
+    # config (a field ``labels``; None there means every label is observed).
+    labels = options.extra.get("labels", getattr(config, "labels", None))
+    if labels is not None:
+        from zoo.data import select_labelled
+
+        dataset = select_labelled(dataset, int(labels), seed=options.seed)
     if options.backend == "pyro":
         from zoo.pyro_backend.trainer import Trainer
     elif options.backend == "numpyro":
@@ -104,6 +120,24 @@ def load_run_file(out: Path):
     return variant, config, options
 
 
+def load_checkpoint(trainer, checkpoint: Path) -> int:
+    """Load ``checkpoint`` into ``trainer``; returns its epoch.
+
+    A damaged file, or one written by another variant or config, cannot be
+    loaded; the user is told so instead of seeing the unpickler's traceback.
+    """
+    import pickle
+
+    try:
+        return trainer.load_state_bytes(checkpoint.read_bytes())
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, RuntimeError) as error:
+        detail = (str(error).splitlines() or [type(error).__name__])[0]
+        raise RunError(
+            f"{checkpoint} could not be loaded ({detail}): it is damaged or belongs to another "
+            "variant or config. Train the run again without --resume."
+        ) from None
+
+
 def restore(out: Path, device: str | None = None):
     """The trainer of a run directory, loaded from its last checkpoint."""
     variant, config, options = load_run_file(out)
@@ -113,7 +147,7 @@ def restore(out: Path, device: str | None = None):
     if not checkpoint.exists():
         raise RunError(f"{checkpoint} not found: the run has not finished an epoch yet")
     trainer = make_trainer(variant, config, options)
-    epoch = trainer.load_state_bytes(checkpoint.read_bytes())
+    epoch = load_checkpoint(trainer, checkpoint)
     return trainer, variant, config, options, epoch
 
 
@@ -131,18 +165,20 @@ def train(variant: str, config, options, out: Path, resume: bool = False, progre
     out.mkdir(parents=True, exist_ok=True)
     start_epoch = 0
     if resume:
+        # Checked first: a folder without a checkpoint has nothing to resume, whatever
+        # else it holds (it may not be a run at all).
+        checkpoint = out / CHECKPOINT
+        if not checkpoint.exists():
+            raise RunError(f"--resume: {checkpoint} not found; start the run without --resume")
         # The run's own record wins over the command line, except for the epoch budget.
         epochs = options.epochs
         variant, config, options = load_run_file(out)
         options = dataclasses.replace(options, epochs=epochs)
-        checkpoint = out / CHECKPOINT
-        if not checkpoint.exists():
-            raise RunError(f"--resume: {checkpoint} not found; start the run without --resume")
     config.validate()
     trainer = make_trainer(variant, config, options)
     history: list[dict] = []
     if resume:
-        last_epoch = trainer.load_state_bytes((out / CHECKPOINT).read_bytes())
+        last_epoch = load_checkpoint(trainer, out / CHECKPOINT)
         start_epoch = last_epoch + 1
         history = _read_history(out, last_epoch)
     else:

@@ -1,0 +1,147 @@
+"""Evaluation (zoo/evaluate.py): the ELBO estimate, the importance-sampled
+log-likelihood L_K (iwae.1) and PSIS k-hat, per test datapoint.
+
+The bookkeeping (blocks of datapoints, chunks of particles) is checked against a
+direct computation on one matrix of weights; the estimates against the closed
+forms of the linear-Gaussian model; the bound ordering (iwae.4) on a trained run.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+import torch
+from conftest import LinearGaussian, pyro_linear_gaussian
+from scipy.special import logsumexp
+
+from zoo.evaluate import importance_sampled_metrics, psis_khat
+from zoo.pyro_backend.objectives import log_importance_weights
+from zoo.run import restore
+
+
+class MatrixTrainer:
+    """A trainer whose log weights are read, in order, from a fixed (K, N) matrix:
+    datapoint ``n`` is identified by ``x[n] == n``, each call takes the next rows."""
+
+    def __init__(self, log_w: np.ndarray):
+        self.matrix = log_w
+        self.next_row = np.zeros(log_w.shape[1], dtype=int)
+        self.calls = []
+
+    def log_weights(self, arrays: dict, num_particles: int) -> np.ndarray:
+        index = arrays["x"][:, 0].astype(int)
+        start = self.next_row[index[0]]
+        assert np.all(self.next_row[index] == start)
+        self.next_row[index] += num_particles
+        self.calls.append((len(index), num_particles))
+        return self.matrix[start : start + num_particles, index]
+
+
+class LinearGaussianTrainer:
+    """A trainer for the linear-Gaussian model of conftest: the zoo's Pyro log
+    weights of one of its guides."""
+
+    def __init__(self, lg: LinearGaussian, guide_kind: str):
+        self.lg, self.guide_kind = lg, guide_kind
+
+    def log_weights(self, arrays: dict, num_particles: int) -> np.ndarray:
+        block = LinearGaussian(self.lg.W, self.lg.b, self.lg.sigma, arrays["x"])
+        model, guide, x = pyro_linear_gaussian(block, self.guide_kind)
+        return log_importance_weights(model, guide, num_particles, x).numpy()
+
+
+def test_blocks_and_chunks_give_the_direct_computation():
+    rng = np.random.default_rng(0)
+    num_particles, num_data = 45, 23
+    log_w = rng.standard_t(df=3, size=(num_particles, num_data)) * 2 - 30
+    trainer = MatrixTrainer(log_w)
+    x = np.repeat(np.arange(num_data, dtype=float)[:, None], 3, axis=1)
+    results = importance_sampled_metrics(trainer, {"x": x}, num_particles, block_size=10, particle_chunk=20)
+
+    assert trainer.calls == [(10, 20), (10, 20), (10, 5)] * 2 + [(3, 20), (3, 20), (3, 5)]
+    assert np.all(trainer.next_row == num_particles), "every weight used exactly once"
+    log_likelihood = logsumexp(log_w, axis=0) - np.log(num_particles)
+    _, khat = az.psislw(log_w.T.copy())
+    assert results["num_test"] == num_data and results["k"] == num_particles
+    assert results["test_elbo"] == pytest.approx(log_w.mean())
+    assert results["test_log_likelihood"] == pytest.approx(log_likelihood.mean())
+    assert results["test_nll"] == pytest.approx(-log_likelihood.mean())
+    assert results["test_log_likelihood_stderr"] == pytest.approx(log_likelihood.std(ddof=1) / np.sqrt(num_data))
+    assert results["psis_khat_mean"] == pytest.approx(np.mean(khat))
+    assert results["psis_khat_fraction_above_0.7"] == pytest.approx(np.mean(khat > 0.7))
+
+
+def test_psis_khat_sees_heavy_tails():
+    """Pareto-distributed weights with tail index 1/k have shape k: the estimate
+    must separate light from heavy tails."""
+    rng = np.random.default_rng(1)
+    light = np.log(rng.pareto(1 / 0.2, size=(2000, 5)) + 1)
+    heavy = np.log(rng.pareto(1 / 1.2, size=(2000, 5)) + 1)
+    assert np.all(psis_khat(light) < 0.5)
+    assert np.all(psis_khat(heavy) > 0.7)
+
+
+@pytest.mark.parametrize("num_particles", [1, 2, 20])
+def test_too_few_particles_for_psis_give_no_khat(num_particles):
+    log_w = np.random.default_rng(2).normal(size=(num_particles, 4))
+    assert np.all(np.isnan(psis_khat(log_w)))
+    results = importance_sampled_metrics(MatrixTrainer(log_w), {"x": np.arange(4.0)[:, None]}, num_particles)
+    assert results["psis_khat_mean"] is None and results["psis_khat_fraction_above_0.7"] is None
+    assert results["test_log_likelihood"] == pytest.approx(np.mean(logsumexp(log_w, axis=0) - np.log(num_particles)))
+
+
+def test_exact_posterior_gives_the_marginal_likelihood_and_small_khat():
+    lg = LinearGaussian.make(seed=1, num_data=12)
+    results = importance_sampled_metrics(LinearGaussianTrainer(lg, "exact"), {"x": lg.x}, 500, block_size=5)
+    exact = lg.log_marginal().mean()
+    assert results["test_log_likelihood"] == pytest.approx(exact, abs=1e-9)
+    assert results["test_elbo"] == pytest.approx(exact, abs=1e-9)
+    assert results["psis_khat_mean"] < 0.5
+    assert results["psis_khat_fraction_above_0.7"] == 0.0
+
+
+def test_a_too_narrow_guide_is_flagged():
+    """A guide with a third of the posterior's scale: L_K falls short of log p(x)
+    and most datapoints get k-hat above 0.7 (heavy-tailed weights)."""
+    lg = LinearGaussian.make(seed=1, num_data=12)
+    results = importance_sampled_metrics(LinearGaussianTrainer(lg, "narrow"), {"x": lg.x}, 1000)
+    assert results["test_elbo"] < results["test_log_likelihood"] < lg.log_marginal().mean()
+    assert results["psis_khat_fraction_above_0.7"] >= 0.5
+
+
+def test_bounds_on_a_trained_run(trained_run):
+    """(iwae.4) on a trained VAE: L_1 is the ELBO, and L_K grows with K.
+
+    The gaps of a 1-epoch model are a few tenths of a nat, so each L_K is averaged
+    over repeats until its Monte-Carlo error is well below them.
+    """
+    trainer, *_ = restore(trained_run("vae", "pyro"))
+    arrays = trainer.test_data()
+    repeats = {1: 20, 10: 20, 100: 4}
+    results = {k: [importance_sampled_metrics(trainer, arrays, k) for _ in range(r)] for k, r in repeats.items()}
+    bound = {k: np.mean([r["test_log_likelihood"] for r in rs]) for k, rs in results.items()}
+    elbo = np.mean([r["test_elbo"] for r in results[100]])
+
+    for rs in results.values():
+        for r in rs:
+            assert r["test_log_likelihood"] >= r["test_elbo"]
+    for r in results[1]:
+        assert r["test_log_likelihood"] == pytest.approx(r["test_elbo"])
+    assert bound[1] == pytest.approx(elbo, abs=0.1)
+    assert elbo + 0.2 < bound[10] < bound[100]
+    # k-hat needs a Pareto tail of at least 5 weights: none for K = 1 or 10.
+    assert results[1][0]["psis_khat_mean"] is None and results[10][0]["psis_khat_fraction_above_0.7"] is None
+    assert 0.0 <= results[100][0]["psis_khat_fraction_above_0.7"] <= 1.0
+    assert np.isfinite(results[100][0]["psis_khat_mean"])
+
+
+def test_evaluate_writes_eval_json(trained_run):
+    import json
+
+    from zoo.evaluate import evaluate
+
+    run = trained_run("iwae", "pyro")
+    results = evaluate(run, k=20, limit=10)
+    assert json.loads((run / "eval.json").read_text()) == results
+    assert results["variant"] == "iwae" and results["epochs_trained"] == 1 and results["num_test"] == 10
