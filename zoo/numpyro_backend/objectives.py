@@ -96,3 +96,110 @@ def random_fourier_features(z, gamma: float, rng_key, num_features: int = 500):
 def mmd_random_features(a, b, gamma: float, rng_key, num_features: int = 500):
     features = random_fourier_features(jnp.concatenate([a, b]), gamma, rng_key, num_features)
     return jnp.sum((features[: len(a)].mean(0) - features[len(a) :].mean(0)) ** 2)
+
+
+# --- SVDD (see zoo.pyro_backend.objectives for the conventions) ---------------
+# Imported here so that this section stands on its own.
+from numpyro.infer import TraceMeanField_ELBO  # noqa: E402
+
+
+def svdd_distance(z_mean, centre):
+    """(vaesvdd.5) ``||mu - c||^2`` per datapoint: (..., d), (d,) -> (...)."""
+    return jnp.sum((z_mean - centre) ** 2, axis=-1)
+
+
+def svdd_centre(z_means, eps: float = 0.1):
+    """(vaesvdd.6) Mean of ``z_means`` (N, d), coordinates within ``eps`` of 0 pushed to ``+-eps``."""
+    c = z_means.mean(0)
+    return jnp.where(jnp.abs(c) < eps, jnp.where(c < 0, -eps, eps), c)
+
+
+class SVDDTraceMeanField_ELBO(TraceMeanField_ELBO):
+    """(vaesvdd.4) ``-ELBO + weight * sum_b ||E_q[z|x_b] - c||^2``.
+
+    The NumPyro loop is pure and jit-compiled, so ``c`` and ``weight`` cannot be read
+    from an object: they are keyword arguments of the loss (``svdd_centre``,
+    ``svdd_weight``), passed by ``SVI.update`` from the variant's state. The mean is
+    read from the guide's site ``site``, as in the Pyro twin.
+    """
+
+    def __init__(self, site: str = "z", **kwargs):
+        super().__init__(**kwargs)
+        self.site = site
+
+    def svdd_term(self, rng_key, param_map, guide, centre, weight, *args, **kwargs):
+        seeded_guide = handlers.seed(handlers.substitute(guide, data=param_map), rng_key)
+        z_mean = handlers.trace(seeded_guide).get_trace(*args, **kwargs)[self.site]["fn"].mean
+        return weight * svdd_distance(z_mean, centre).sum()
+
+    def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, svdd_centre, svdd_weight, **kwargs):
+        result = super().loss_with_mutable_state(rng_key, param_map, model, guide, *args, **kwargs)
+        term = self.svdd_term(rng_key, param_map, guide, svdd_centre, svdd_weight, *args, **kwargs)
+        return {**result, "loss": result["loss"] + term}
+
+
+# --- Fisher information (see zoo.pyro_backend.objectives for the conventions) ---
+
+# Imported here so that this section stands on its own.
+from numpyro.infer import TraceMeanField_ELBO  # noqa: E402,F811
+
+
+def gaussian_fisher_information(scale, event_dim: int = 1):
+    """(fae.3) ``J = sum sigma^-2`` over the last ``event_dim`` dims, batch-shaped."""
+    precision = scale**-2.0
+    return precision.sum(axis=tuple(range(-event_dim, 0))) if event_dim else precision
+
+
+def location_fisher_information(fn):
+    """(fae.3) ``J`` of a site's Gaussian, unwrapping ``Independent``/``MaskedDistribution``."""
+    base = fn
+    while not isinstance(base, dist.Normal):
+        if not hasattr(base, "base_dist"):
+            raise TypeError(f"the Fisher information of the location needs a Normal site, got {type(fn).__name__}")
+        base = base.base_dist
+    # NumPyro keeps a scalar scale unbroadcast.
+    scale = jnp.broadcast_to(base.scale, fn.batch_shape + fn.event_shape)
+    return gaussian_fisher_information(scale, fn.event_dim)
+
+
+def fisher_penalty(information, target: float, weight: float):
+    """(fae.4) ``weight * |mean_b J_b - target|``: one value for the minibatch."""
+    return weight * jnp.abs(information.mean() - target)
+
+
+class FisherPenalisedELBO(TraceMeanField_ELBO):
+    """(fae.4) The analytic-KL ELBO plus the FAE's Fisher penalties (the Pyro twin's math).
+
+    NumPyro's ELBO does not hand out its traces, so this loss traces the guide
+    itself, reads ``J(z)`` from it and ``J(x')`` from the model replayed on it, and
+    then lets ``TraceMeanField_ELBO`` compute the ELBO with the guide *replayed on
+    the same trace*: both terms see the same draw of z, and the gradient flows
+    through that draw (it is a function of the parameters). One particle.
+    """
+
+    def __init__(self, target_z: float, weight_z: float, target_x: float, weight_x: float,
+                 latent: str = "z", observed: str = "x"):
+        super().__init__(num_particles=1)
+        self.target_z, self.weight_z = target_z, weight_z
+        self.target_x, self.weight_x = target_x, weight_x
+        self.latent, self.observed = latent, observed
+
+    def fisher_terms(self, model_trace, guide_trace):
+        """The penalties summed over the minibatch (B times the batch value)."""
+        information_z = location_fisher_information(guide_trace[self.latent]["fn"])
+        penalty = fisher_penalty(information_z, self.target_z, self.weight_z)
+        if self.weight_x:
+            information_x = location_fisher_information(model_trace[self.observed]["fn"])
+            penalty = penalty + fisher_penalty(information_x, self.target_x, self.weight_x)
+        return information_z.size * penalty
+
+    def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
+        guide_key, model_key, elbo_key = jax.random.split(rng_key, 3)
+        seeded_guide = handlers.seed(handlers.substitute(guide, data=param_map), guide_key)
+        guide_trace = handlers.trace(seeded_guide).get_trace(*args, **kwargs)
+        seeded_model = handlers.seed(handlers.substitute(model, data=param_map), model_key)
+        model_trace = handlers.trace(handlers.replay(seeded_model, guide_trace)).get_trace(*args, **kwargs)
+        result = super().loss_with_mutable_state(
+            elbo_key, param_map, model, handlers.replay(guide, guide_trace), *args, **kwargs
+        )
+        return {**result, "loss": result["loss"] + self.fisher_terms(model_trace, guide_trace)}
