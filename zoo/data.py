@@ -33,6 +33,16 @@ Conventions every model in the zoo relies on:
   SHA-256 sums. Files found locally are not, because other copies are legitimate
   (Debian's, for one, is recompressed: its bytes differ while its images are the
   same); they are checked structurally instead, by :func:`read_idx`.
+* ``adult`` is UCI Adult (census income), a table: x holds the standardised numeric
+  and one-hot categorical attributes, y is income > 50K, and the sensitive
+  attribute s is sex (:func:`load_adult`). It is read from ``data_dir`` or the
+  cache, else downloaded into the cache; the zoo knows no SHA-256 of its two files,
+  so a download is kept with a warning that prints its sum. Binarization does not
+  apply to it.
+* Semi-supervised variants see the labels of a balanced, seeded subset of the
+  training set (:func:`select_labelled`, ``--labels N``); fair-representation
+  variants add a binary sensitive attribute (:func:`with_sensitive`): Adult's sex,
+  or for images the synthetic, label-correlated ``frame`` nuisance.
 * Every problem the user can fix raises :class:`DataError`, whose message names
   the file and says what to do. No raw gzip, struct or numpy error escapes.
 
@@ -59,7 +69,9 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
+DATASETS = ("digits", "mnist", "fashion-mnist", "adult")
+# Tables rather than images: no binarization, rows shown as 1xD strips.
+TABULAR_DATASETS = ("adult",)
 BINARIZE_MODES = ("none", "dynamic", "fixed")
 
 # Constant seeds: these choices define the benchmark data, so they must not move
@@ -91,6 +103,14 @@ class Dataset:
     # Set by one_class_split: the class treated as normal; labels are then
     # 0 (normal) / 1 (anomaly).
     normal_class: int | None = None
+    # Set by select_labelled (semi-supervised variants): True for the training
+    # examples whose label the model may see. None: every label is observed.
+    labelled: np.ndarray | None = None  # bool, (N_train,)
+    # A binary sensitive attribute per example (fair representations): its name
+    # ("sex" for adult, "frame" for synthetic_nuisance) and its values 0/1.
+    sensitive: str | None = None
+    s_train: np.ndarray | None = None  # int64, (N_train,)
+    s_test: np.ndarray | None = None  # int64, (N_test,)
 
     @property
     def x_dim(self) -> int:
@@ -329,10 +349,14 @@ def download_idx_files(
 def download_file(
     url: str,
     destination: Path,
-    expected_sha256: str,
+    expected_sha256: str | None,
     timeout: float = DOWNLOAD_TIMEOUT_SECONDS,
 ) -> None:
     """Download ``url`` to ``destination`` if its SHA-256 is ``expected_sha256``.
+
+    ``expected_sha256=None`` is for files whose sum the zoo does not know (UCI
+    Adult): the file is kept unchecked, with a warning that says so and prints the
+    sum it has, so the user can compare it with a trusted source.
 
     The bytes go to a temporary file in the destination's folder, which is renamed
     into place only once verified: the rename is atomic on one filesystem, so an
@@ -364,7 +388,13 @@ def download_file(
             ) from None
 
         actual_sha256 = digest.hexdigest()
-        if actual_sha256 != expected_sha256:
+        if expected_sha256 is None:
+            print(
+                f"Warning: {url} was not checked against a known SHA-256 (the zoo "
+                f"records none for it); its SHA-256 is {actual_sha256}.",
+                file=sys.stderr,
+            )
+        elif actual_sha256 != expected_sha256:
             raise DataError(
                 f"The file downloaded from {url} has SHA-256 {actual_sha256}, expected "
                 f"{expected_sha256}, so it was discarded. {_fix_download(folder)}"
@@ -405,6 +435,16 @@ def load_dataset(
             f"Unknown binarize mode {binarize!r}; choose one of {', '.join(BINARIZE_MODES)}."
         )
 
+    if name in TABULAR_DATASETS:
+        # Binarization is a protocol for pixel intensities; a table's columns keep
+        # their values. The CLI's default "dynamic" is accepted and means "none".
+        if binarize == "fixed":
+            raise DataError(
+                f"{name} is a table of standardised and one-hot columns: binarization does "
+                "not apply. Use --binarize none."
+            )
+        dataset = load_adult(data_dir)
+        return _limited(dataset, limit_train, limit_test)
     if name == "digits":
         dataset = _load_digits()
     else:
@@ -481,23 +521,38 @@ def _binarized(dataset: Dataset, mode: str, seed: int) -> Dataset:
 
 
 def _limited(dataset: Dataset, limit_train: int | None, limit_test: int | None) -> Dataset:
-    x_train, y_train = _random_subset(dataset.x_train, dataset.y_train, limit_train, "limit_train")
-    x_test, y_test = _random_subset(dataset.x_test, dataset.y_test, limit_test, "limit_test")
-    return dataclasses.replace(
-        dataset, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test
-    )
+    keep_train = _subset_index(len(dataset.x_train), limit_train, "limit_train")
+    keep_test = _subset_index(len(dataset.x_test), limit_test, "limit_test")
+    changes = {
+        "x_train": dataset.x_train[keep_train],
+        "y_train": dataset.y_train[keep_train],
+        "x_test": dataset.x_test[keep_test],
+        "y_test": dataset.y_test[keep_test],
+    }
+    # Per-example arrays beside x and y follow the same rows.
+    if dataset.s_train is not None:
+        changes.update(s_train=dataset.s_train[keep_train], s_test=dataset.s_test[keep_test])
+    if dataset.labelled is not None:
+        changes.update(labelled=dataset.labelled[keep_train])
+    return dataclasses.replace(dataset, **changes)
+
+
+def _subset_index(count: int, limit: int | None, option: str):
+    """Rows of at most ``limit`` examples out of ``count``: a fixed random subset, in
+    the original order (a full slice when there is no limit)."""
+    if limit is None:
+        return slice(None)
+    if limit < 1:
+        raise DataError(f"{option} must be a positive number of examples, got {limit}.")
+    if limit >= count:
+        return slice(None)
+    rng = np.random.Generator(np.random.PCG64(SUBSET_SEED))
+    return np.sort(rng.choice(count, size=limit, replace=False))
 
 
 def _random_subset(x: np.ndarray, y: np.ndarray, limit: int | None, option: str):
     """At most ``limit`` examples: a fixed random subset, in the original order."""
-    if limit is None:
-        return x, y
-    if limit < 1:
-        raise DataError(f"{option} must be a positive number of examples, got {limit}.")
-    if limit >= len(x):
-        return x, y
-    rng = np.random.Generator(np.random.PCG64(SUBSET_SEED))
-    keep = np.sort(rng.choice(len(x), size=limit, replace=False))
+    keep = _subset_index(len(x), limit, option)
     return x[keep], y[keep]
 
 
@@ -524,11 +579,299 @@ def one_class_split(dataset: Dataset, normal_class: int) -> Dataset:
             f"0..{dataset.num_classes - 1}."
         )
     is_normal_train = dataset.y_train == normal_class
+    per_example = {}
+    if dataset.s_train is not None:
+        per_example["s_train"] = dataset.s_train[is_normal_train]
+    if dataset.labelled is not None:
+        per_example["labelled"] = dataset.labelled[is_normal_train]
     return dataclasses.replace(
         dataset,
+        **per_example,
         x_train=dataset.x_train[is_normal_train],
         y_train=np.zeros(int(is_normal_train.sum()), dtype=np.int64),
         y_test=(dataset.y_test != normal_class).astype(np.int64),
         num_classes=2,
         normal_class=normal_class,
     )
+
+
+# --------------------------------------------------------------------------
+# Semi-supervised learning: which training labels the model sees
+# --------------------------------------------------------------------------
+
+
+def select_labelled(dataset: Dataset, num_labelled: int, seed: int) -> Dataset:
+    """Mark ``num_labelled`` training examples as labelled, balanced over the
+    classes and drawn with ``seed``; the others become unlabelled.
+
+    Each class gets ``num_labelled // num_classes`` examples; the remainder goes
+    one each to classes picked at random (same seed). The labels of the unlabelled
+    examples stay in ``y_train`` (evaluation needs them); ``dataset.labelled`` says
+    which ones a model may train on.
+    """
+    count = len(dataset.y_train)
+    if num_labelled < 1:
+        raise DataError(f"--labels must be a positive number of examples, got {num_labelled}.")
+    if num_labelled > count:
+        raise DataError(
+            f"--labels {num_labelled} asks for more labelled examples than the {dataset.name} "
+            f"training set holds ({count}, after --limit-train). Use at most {count}."
+        )
+    rng = np.random.default_rng(seed)
+    classes = np.arange(dataset.num_classes)
+    quota = np.full(dataset.num_classes, num_labelled // dataset.num_classes)
+    quota[rng.permutation(classes)[: num_labelled % dataset.num_classes]] += 1
+    labelled = np.zeros(count, dtype=bool)
+    for label in classes:
+        members = np.flatnonzero(dataset.y_train == label)
+        if len(members) < quota[label]:
+            raise DataError(
+                f"--labels {num_labelled} needs {quota[label]} labelled examples of class "
+                f"{label}, but the {dataset.name} training set holds {len(members)}. "
+                "Ask for fewer labels or a larger --limit-train."
+            )
+        labelled[rng.choice(members, size=quota[label], replace=False)] = True
+    return dataclasses.replace(dataset, labelled=labelled)
+
+
+# --------------------------------------------------------------------------
+# Fair representations: a sensitive attribute per example
+# --------------------------------------------------------------------------
+
+# The offline nuisance task (synthetic_nuisance): a constant seed, so every run
+# and both backends see the same s; and how strongly s follows the class.
+NUISANCE_SEED = 7
+NUISANCE_PROBABILITY = (0.25, 0.75)  # P(s=1) for the lower / upper half of the classes
+
+
+def synthetic_nuisance(
+    dataset: Dataset, probability: tuple[float, float] = NUISANCE_PROBABILITY, seed: int = NUISANCE_SEED
+) -> Dataset:
+    """An image task with a visible, label-correlated nuisance ``s`` (offline, no download).
+
+    ``s = 1`` images get a white frame: their border pixels are set to 1. ``s`` is
+    drawn per image with ``P(s=1) = probability[0]`` for the classes
+    ``0..C/2-1`` and ``probability[1]`` for the others, so ``s`` is correlated with
+    the label as sex is with income in Adult, and a representation that keeps the
+    frame lets a classifier read ``s`` off at once. This is a synthetic stand-in
+    for the paper's fairness data sets, not one of them.
+    """
+    if dataset.name in TABULAR_DATASETS:
+        raise DataError(f"{dataset.name} is a table; the synthetic frame nuisance needs images.")
+    rng = np.random.default_rng(seed)
+
+    def draw(x, y):
+        upper = y >= dataset.num_classes / 2
+        s = (rng.random(len(y)) < np.where(upper, probability[1], probability[0])).astype(np.int64)
+        framed = x.reshape(len(x), *dataset.image_shape).copy()
+        border = np.ones(dataset.image_shape, dtype=bool)
+        border[1:-1, 1:-1] = False
+        framed[s == 1] = np.where(border, np.float32(1), framed[s == 1])
+        return framed.reshape(x.shape), s
+
+    x_train, s_train = draw(dataset.x_train, dataset.y_train)
+    x_test, s_test = draw(dataset.x_test, dataset.y_test)
+    return dataclasses.replace(
+        dataset, x_train=x_train, x_test=x_test, s_train=s_train, s_test=s_test, sensitive="frame"
+    )
+
+
+def sensitive_attributes(dataset: Dataset) -> tuple[str, ...]:
+    """The sensitive attributes ``with_sensitive`` offers for ``dataset``."""
+    if dataset.sensitive is not None:
+        return (dataset.sensitive,)
+    return () if dataset.name in TABULAR_DATASETS else ("frame",)
+
+
+def with_sensitive(dataset: Dataset, name: str) -> Dataset:
+    """``dataset`` with the binary sensitive attribute ``name`` in ``s_train``/``s_test``.
+
+    Tables bring their own (Adult: ``"sex"``); image datasets offer the synthetic
+    ``"frame"`` nuisance of :func:`synthetic_nuisance`.
+    """
+    available = sensitive_attributes(dataset)
+    if name not in available:
+        raise DataError(
+            f"unknown sensitive attribute {name!r} for {dataset.name}; it offers "
+            f"{', '.join(available) or 'none'} (set it with --set sensitive=NAME)."
+        )
+    if dataset.sensitive == name:
+        return dataset
+    return synthetic_nuisance(dataset)
+
+
+# --------------------------------------------------------------------------
+# UCI Adult (census income)
+# --------------------------------------------------------------------------
+
+ADULT_BASE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
+ADULT_TRAIN, ADULT_TEST = "adult.data", "adult.test"
+# The zoo records no SHA-256 for these files (none could be checked when this
+# loader was written), so downloads are kept unchecked with a warning that prints
+# their sums. Fill in the values to have them verified like the IDX files.
+ADULT_SHA256: dict[str, str | None] = {ADULT_TRAIN: None, ADULT_TEST: None}
+
+ADULT_COLUMNS = (
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
+    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
+    "hours-per-week", "native-country", "income",
+)
+ADULT_NUMERIC = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week")
+ADULT_CATEGORICAL = ("workclass", "education", "marital-status", "occupation", "relationship", "race", "native-country")
+ADULT_SENSITIVE = "sex"  # s = 1 for "Female", 0 for "Male"
+ADULT_POSITIVE = ">50K"  # y = 1 when the income is above 50K
+
+
+def _locate_adult_files(data_dir: str | Path | None) -> dict[str, Path]:
+    """``adult.data`` and ``adult.test`` in ``data_dir`` (or ``data_dir/adult``),
+    then in the cache; downloaded into the cache when neither holds them."""
+    cache_folder = default_cache_dir() / "adult"
+    folders = []
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
+        folders = [data_dir, data_dir / "adult"]
+    for folder in folders + [cache_folder]:
+        found = {name: folder / name for name in (ADULT_TRAIN, ADULT_TEST)}
+        if all(path.is_file() for path in found.values()):
+            return found
+    for name in (ADULT_TRAIN, ADULT_TEST):
+        destination = cache_folder / name
+        if not destination.is_file():
+            url = ADULT_BASE_URL + name
+            print(f"Downloading {url} to {destination}", file=sys.stderr)
+            try:
+                download_file(url, destination, ADULT_SHA256[name])
+            except DataError as error:
+                raise DataError(
+                    f"{error} (For Adult: put {ADULT_TRAIN} and {ADULT_TEST} from "
+                    f"{ADULT_BASE_URL} into {cache_folder}/ or a --data-dir.)"
+                ) from None
+    return {name: cache_folder / name for name in (ADULT_TRAIN, ADULT_TEST)}
+
+
+def read_adult_rows(path: Path) -> list[list[str]]:
+    """The records of an Adult file: 15 stripped fields each.
+
+    Blank lines and the ``|`` comment line that opens ``adult.test`` are skipped,
+    and the test file's trailing full stop on the income (``>50K.``) is removed.
+    """
+    try:
+        text = Path(path).read_text(encoding="ascii", errors="strict")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} could not be read as the Adult text file ({error}).") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("|"):
+            continue
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != len(ADULT_COLUMNS):
+            raise DataError(
+                f"{path}, line {number}: {len(fields)} comma-separated fields, expected "
+                f"{len(ADULT_COLUMNS)}; it is not an Adult file. Delete it to re-download."
+            )
+        fields[-1] = fields[-1].rstrip(".")
+        if fields[-1] not in (ADULT_POSITIVE, "<=50K"):
+            raise DataError(f"{path}, line {number}: income {fields[-1]!r} is neither '>50K' nor '<=50K'.")
+        if fields[ADULT_COLUMNS.index(ADULT_SENSITIVE)] not in ("Female", "Male"):
+            raise DataError(f"{path}, line {number}: sex {fields[9]!r} is neither 'Female' nor 'Male'.")
+        rows.append(fields)
+    if not rows:
+        raise DataError(f"{path} holds no Adult records. Delete it to re-download.")
+    return rows
+
+
+def load_adult(data_dir: str | Path | None = None) -> Dataset:
+    """UCI Adult as a Dataset: x the other 13 attributes, y = income > 50K, s = sex.
+
+    Categorical attributes are one-hot encoded over the categories of the training
+    file (sorted; ``?``, a missing value, is a category of its own, so no row is
+    dropped; a test category unseen in training encodes as all zeros). Numeric
+    attributes are standardised with the training mean and standard deviation.
+    The columns are neither in [0, 1] nor binary: fit them with a Gaussian
+    likelihood. ``image_shape`` is ``(1, D)``, so pictures show a row per record.
+    """
+    paths = _locate_adult_files(data_dir)
+    train_rows = read_adult_rows(paths[ADULT_TRAIN])
+    test_rows = read_adult_rows(paths[ADULT_TEST])
+    column = {name: i for i, name in enumerate(ADULT_COLUMNS)}
+    categories = {name: sorted({row[column[name]] for row in train_rows}) for name in ADULT_CATEGORICAL}
+
+    def numeric(rows):
+        try:
+            return np.array([[float(row[column[name]]) for name in ADULT_NUMERIC] for row in rows])
+        except ValueError as error:
+            raise DataError(f"a numeric Adult attribute is not a number ({error}).") from None
+
+    train_numeric = numeric(train_rows)
+    mean, std = train_numeric.mean(0), train_numeric.std(0)
+    std[std == 0] = 1.0
+
+    def encode(rows):
+        parts = [(numeric(rows) - mean) / std]
+        for name in ADULT_CATEGORICAL:
+            index = {value: i for i, value in enumerate(categories[name])}
+            one_hot = np.zeros((len(rows), len(index)))
+            for r, row in enumerate(rows):
+                if row[column[name]] in index:
+                    one_hot[r, index[row[column[name]]]] = 1.0
+            parts.append(one_hot)
+        x = np.concatenate(parts, axis=1).astype(np.float32)
+        y = np.array([row[-1] == ADULT_POSITIVE for row in rows], dtype=np.int64)
+        s = np.array([row[column[ADULT_SENSITIVE]] == "Female" for row in rows], dtype=np.int64)
+        return x, y, s
+
+    x_train, y_train, s_train = encode(train_rows)
+    x_test, y_test, s_test = encode(test_rows)
+    return Dataset(
+        name="adult",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        image_shape=(1, x_train.shape[1]),
+        num_classes=2,
+        binarize="none",
+        sensitive=ADULT_SENSITIVE,
+        s_train=s_train,
+        s_test=s_test,
+    )
+
+
+# --------------------------------------------------------------------------
+# The quadrant-completion task (conditional generation)
+# --------------------------------------------------------------------------
+
+# Quadrants revealed in this order as inputs, as in Pyro's CVAE tutorial: one
+# given quadrant is the bottom-left, two the left half, three all but bottom-right.
+QUADRANT_ORDER = ("bottom-left", "top-left", "top-right", "bottom-right")
+
+
+def square_image_shape(x_dim: int) -> tuple[int, int]:
+    """``(H, W)`` of a flattened square image of ``x_dim`` pixels."""
+    side = math.isqrt(x_dim)
+    if side * side != x_dim or side < 2:
+        raise DataError(
+            f"the quadrant task needs square images; {x_dim} values per example are not a "
+            "square picture (use an image dataset: digits, mnist, fashion-mnist)."
+        )
+    return side, side
+
+
+def quadrant_mask(image_shape: tuple[int, int], given: int) -> np.ndarray:
+    """Boolean mask of the flattened image, True on the ``given`` input quadrants
+    (:data:`QUADRANT_ORDER`); the rest of the image is the output to predict."""
+    if given not in (1, 2, 3):
+        raise DataError(f"the number of given quadrants must be 1, 2 or 3, got {given}")
+    height, width = image_shape
+    top, left = np.zeros((height, width), dtype=bool), np.zeros((height, width), dtype=bool)
+    top[: height // 2], left[:, : width // 2] = True, True
+    quadrant = {
+        "bottom-left": ~top & left,
+        "top-left": top & left,
+        "top-right": top & ~left,
+        "bottom-right": ~top & ~left,
+    }
+    mask = np.zeros((height, width), dtype=bool)
+    for name in QUADRANT_ORDER[:given]:
+        mask |= quadrant[name]
+    return mask.reshape(-1)

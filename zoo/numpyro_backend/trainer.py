@@ -95,6 +95,7 @@ class Trainer:
             total += chunk_total
             for _ in range(stop - start):
                 on_batch()
+        self.state = self.variant.on_epoch_end(self.state, epoch, self.train_arrays)
         return total / (self.batches_per_epoch * self.batch_size)
 
     # --- checkpoints ----------------------------------------------------------

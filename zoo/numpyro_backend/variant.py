@@ -91,6 +91,11 @@ class NumPyroVariant:
         """One pure optimisation step: ``(state, batch) -> (state, loss summed over batch)``."""
         return self.svi.update(state, **batch)
 
+    def on_epoch_end(self, state, epoch: int, train_arrays: dict):
+        """Called after every finished epoch, before the checkpoint is written, with
+        the training arrays; returns the (possibly changed) state. Outside ``jit``."""
+        return state
+
     def params(self, state) -> dict:
         return self.svi.get_params(state)
 

@@ -49,7 +49,7 @@ CARD = MathCard(
         ),
         Equation(
             "vaesvdd.6",
-            r"\bar c = \frac1N \sum_{n=1}^{N} \mu_\phi(x_n),\qquad"
+            r"\bar c = \frac1N \sum_{n=1}^{N} \mu_\phi(x_n),\qquad "
             r"c_j = \begin{cases}\bar c_j & |\bar c_j| \ge \epsilon\\ \pm\epsilon\ (\text{sign of } \bar c_j) & |\bar c_j| < \epsilon\end{cases}",
             "The centre: the mean encoding of the training set at the end of the warm-up, then fixed; "
             "near-zero coordinates pushed to plus or minus epsilon (Ruff et al.).",
