@@ -875,3 +875,13 @@ def quadrant_mask(image_shape: tuple[int, int], given: int) -> np.ndarray:
     for name in QUADRANT_ORDER[:given]:
         mask |= quadrant[name]
     return mask.reshape(-1)
+
+
+def check_likelihood(dataset: Dataset, likelihood: str) -> None:
+    """A Bernoulli likelihood scores values in [0, 1] only; say so before training
+    on a table of standardised columns (Adult)."""
+    if likelihood == "bernoulli" and (dataset.x_train.min() < 0 or dataset.x_train.max() > 1):
+        raise DataError(
+            f"{dataset.name} has values outside [0, 1], which a Bernoulli likelihood cannot "
+            "score; use --likelihood gaussian."
+        )

@@ -26,7 +26,8 @@ def save_grid(images: np.ndarray, image_shape, path: Path, columns: int = 10, sc
     """Write a grid PNG; small images (8x8 digits) are enlarged so they can be seen."""
     grid = image_grid(images, tuple(image_shape), columns)
     if scale is None:
-        scale = max(1, 112 // image_shape[0])
+        # By the longer side: a table's rows (1 x D strips) stay at scale 1.
+        scale = max(1, 112 // max(image_shape))
     picture = Image.fromarray(grid, mode="L")
     if scale > 1:
         picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)

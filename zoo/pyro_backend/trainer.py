@@ -78,11 +78,13 @@ class Trainer:
         """``variant.train_step`` with Pyro's validation on the trainer's first step only.
 
         Validation (site shapes, plates, distribution arguments, the mean-field
-        check) costs about 1 ms a step, a tenth of a 784-400-50 VAE step on a CPU
-        (benchmarks/README.md). Every step has the same shapes, so the first one
-        checks them all; a later non-finite argument shows up as a NaN loss, which
-        stops the run (zoo.run.TrainingDiverged). A user who turned validation
-        off globally keeps it off. Validation changes no number and draws no noise.
+        check) costs about 1 ms a step whatever the network, 5-10% of a
+        784-400-50 VAE step on 2 CPU cores (benchmarks/README.md); Pyro advises
+        turning it off for mature models. Every step has the same shapes, so the
+        first one checks them all; a later non-finite argument shows up as a NaN
+        loss, which stops the run (zoo.run.TrainingDiverged). A user who turned
+        validation off globally keeps it off. Validation changes no number and
+        draws no noise.
         """
         with pyro.validation_enabled(self.validate_next_step and is_validation_enabled()):
             loss = self.variant.train_step(batch)
