@@ -87,7 +87,7 @@ def test_pyro_step_changes_only_its_own_network(group, batch):
         "encoder": lambda: variant.encoder_loss(x, eps_t),
     }[group]
     before = {name: [p.detach().clone() for p in getattr(variant, name).parameters()] for name in GROUPS}
-    value = variant.step(group, loss())
+    value = variant.step(loss(), group)
     assert math.isfinite(value)
     for name in GROUPS:
         changed = any(not torch.equal(p, q) for p, q in zip(getattr(variant, name).parameters(), before[name]))
@@ -109,7 +109,7 @@ def test_numpyro_step_changes_only_its_own_network(batch):
     }
     for group in GROUPS:
         # jit: one compilation per step instead of one per primitive.
-        stepped, loss = jax.jit(lambda s: variant.step(group, s, losses[group]))(state)
+        stepped, loss = jax.jit(lambda s: variant.step(s, losses[group], group))(state)
         assert np.isfinite(float(loss))
         for name in GROUPS:
             same = jax.tree.all(jax.tree.map(jnp.array_equal, stepped.params[f"{name}$params"], state.params[f"{name}$params"]))

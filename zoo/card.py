@@ -89,6 +89,8 @@ class MathCard:
     objective_kind: str
     evaluation: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The paper's headline claims, checked by ``vaezoo reproduce`` (zoo.claims.Claim).
+    claims: tuple = field(default_factory=tuple)
 
     def equations(self) -> tuple[Equation, ...]:
         return self.generative + self.guide + self.objective

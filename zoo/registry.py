@@ -13,8 +13,8 @@ from pathlib import Path
 
 # Liu (2023), Table 1 order (plus the extra variants the zoo ships), by CLI name.
 TABLE_ORDER = (
-    "vae", "cvae", "m2", "vfae", "iwae", "vaegan", "cvaegan", "vlae", "crvae", "lsvae",
-    "infovae", "msvae", "wsvae", "npvae", "mevae", "fae", "vaesvdd", "advae",
+    "vae", "cvae", "m2", "vfae", "iwae", "iwae2", "vaegan", "cvaegan", "vlae", "crvae", "lsvae",
+    "infovae", "msvae", "wsvae", "sbvae", "npvae", "mevae", "fae", "vaesvdd", "advae",
 )
 
 

@@ -12,15 +12,12 @@ respect to its own network's parameters only; the inputs it does not own go thro
 ``stop_gradient``.
 """
 
-from typing import NamedTuple
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-import optax
 from numpyro.infer import TraceMeanField_ELBO
 
 from guides.flax_nets import MLP, GaussianEncoder
@@ -66,12 +63,6 @@ def normal_kl(loc_q, scale_q, loc_p, scale_p):
     return dist.kl_divergence(dist.Normal(loc_q, scale_q), dist.Normal(loc_p, scale_p)).sum(-1)
 
 
-class AdVAEState(NamedTuple):
-    params: dict  # "<group>$params" for the three networks (NumPyro's flax_module naming)
-    opt_states: dict  # one optax state per group
-    rng_key: jax.Array
-
-
 # --- the variant -------------------------------------------------------------------
 
 
@@ -82,7 +73,6 @@ class Variant(NumPyroVariant):
         self.encoder = GaussianEncoder(hidden, config.z_dim, config.activation)
         self.generator = Generator(tuple(reversed(hidden)), x_dim, config.activation)
         self.transformer = GaussianTransformer(config.z_dim)
-        self.optimizers: dict = {}
         self._anomaly_score = jax.jit(self.anomaly_score, static_argnums=3)
         self._log_weights = jax.jit(self.log_weights, static_argnums=2)
 
@@ -146,8 +136,8 @@ class Variant(NumPyroVariant):
         return negative_elbo + jnp.sum(self.hinge(self.config.m_z, kl_anomalous))
 
     # --- training: three optimizers over disjoint parameter sets ----------------------
-    def configure_optimizers(self, lr: float) -> None:
-        self.optimizers = {name: optax.adam(lr) for name in GROUPS}
+    def parameter_groups(self) -> tuple[str, ...]:
+        return GROUPS
 
     def init_state(self, rng_key, batch):
         keys = jax.random.split(rng_key, 4)
@@ -157,16 +147,7 @@ class Variant(NumPyroVariant):
             "generator$params": self.generator.init(keys[1], z)["params"],
             "transformer$params": self.transformer.init(keys[2], z, jnp.ones_like(z))["params"],
         }
-        opt_states = {name: self.optimizers[name].init(params[name + "$params"]) for name in GROUPS}
-        return AdVAEState(params, opt_states, keys[3])
-
-    def step(self, group: str, state: AdVAEState, loss_fn):
-        """One gradient step of ``group``'s optimizer on ``loss_fn(params)``."""
-        key = group + "$params"
-        loss, grads = jax.value_and_grad(lambda own: loss_fn({**state.params, key: own}))(state.params[key])
-        updates, opt_state = self.optimizers[group].update(grads, state.opt_states[group], state.params[key])
-        params = {**state.params, key: optax.apply_updates(state.params[key], updates)}
-        return state._replace(params=params, opt_states={**state.opt_states, group: opt_state}), loss
+        return self.grouped_state(params, keys[3])
 
     def update(self, state, batch):
         """T, then G, then E on one batch; returns E's loss (advae.7), summed over the batch."""
@@ -175,12 +156,9 @@ class Variant(NumPyroVariant):
         eps = jax.random.normal(eps_key, (x.shape[0], self.config.z_dim))
         eps_t = jax.random.normal(eps_t_key, eps.shape)
         state = state._replace(rng_key=rng_key)
-        state, _ = self.step("transformer", state, lambda p: self.transformer_loss(p, x))
-        state, _ = self.step("generator", state, lambda p: self.generator_loss(p, x, eps, eps_t))
-        return self.step("encoder", state, lambda p: self.encoder_loss(p, x, eps_t, elbo_key))
-
-    def params(self, state) -> dict:
-        return state.params
+        state, _ = self.step(state, lambda p: self.transformer_loss(p, x), "transformer")
+        state, _ = self.step(state, lambda p: self.generator_loss(p, x, eps, eps_t), "generator")
+        return self.step(state, lambda p: self.encoder_loss(p, x, eps_t, elbo_key), "encoder")
 
     # --- evaluation -------------------------------------------------------------------
     def decode(self, params, z):

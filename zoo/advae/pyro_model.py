@@ -72,7 +72,6 @@ class Variant(PyroVariant):
         self.encoder = GaussianEncoder(x_dim, hidden, config.z_dim, config.activation)
         self.generator = Generator(config.z_dim, tuple(reversed(hidden)), x_dim, config.activation)
         self.transformer = GaussianTransformer(config.z_dim)
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # --- the math: model (advae.1, advae.2) and guide (advae.3) ------------------------
     def likelihood(self, z) -> dist.Distribution:
@@ -131,31 +130,17 @@ class Variant(PyroVariant):
         return negative_elbo + self.hinge(self.config.m_z, kl_anomalous).sum()
 
     # --- training: three optimizers over disjoint parameter sets ----------------------
-    def configure_optimizers(self, lr: float) -> None:
-        self.optimizers = {name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr) for name in GROUPS}
-
-    def step(self, group: str, loss: torch.Tensor) -> float:
-        """One gradient step of ``group``'s optimizer on ``loss``."""
-        self.zero_grad(set_to_none=True)  # gradients of every network: no step sees another's
-        loss.backward()
-        self.optimizers[group].step()
-        return loss.item()
+    def parameter_groups(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in GROUPS}
 
     def train_step(self, batch: dict) -> float:
         """T, then G, then E on one batch; returns E's loss (advae.7), summed over the batch."""
         x = batch["x"]
         eps = torch.randn(x.shape[0], self.config.z_dim, device=x.device)
         eps_t = torch.randn_like(eps)
-        self.step("transformer", self.transformer_loss(x))
-        self.step("generator", self.generator_loss(x, eps, eps_t))
-        return self.step("encoder", self.encoder_loss(x, eps_t))
-
-    def optimizer_state(self) -> dict:
-        return {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}
-
-    def load_optimizer_state(self, state: dict) -> None:
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state[name])
+        self.step(self.transformer_loss(x), "transformer")
+        self.step(self.generator_loss(x, eps, eps_t), "generator")
+        return self.step(self.encoder_loss(x, eps_t), "encoder")
 
     # --- evaluation -------------------------------------------------------------------
     def decode(self, z):

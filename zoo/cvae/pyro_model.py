@@ -23,7 +23,7 @@ from pyro.infer import TraceMeanField_ELBO
 from guides.torch_nets import BernoulliDecoder, GaussianEncoder
 from zoo.config import ConfigError
 from zoo.data import DataError, quadrant_mask, square_image_shape
-from zoo.pyro_backend.variant import PyroVariant, adam_arguments
+from zoo.pyro_backend.variant import PyroVariant
 
 SHOWN_CONDITIONS = 10  # test images whose completions samples.png shows
 
@@ -97,23 +97,15 @@ class Variant(PyroVariant):
     def objective(self):
         return TraceMeanField_ELBO()  # the KL of two diagonal Gaussians in closed form
 
-    def configure_optimizers(self, lr: float) -> None:
-        self.elbo = self.objective()
-        self.optimizer = torch.optim.Adam(self.parameters(), **adam_arguments(lr, self))
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """``-L_CVAE + baseline loss``: the baseline trains beside the CVAE."""
+        return super().training_loss(batch) + self.baseline_loss(**batch)
 
     def train_step(self, batch: dict) -> float:
         """One step on ``-L_CVAE + baseline loss``; returns the CVAE's part (cvae.4)."""
-        loss = self.elbo.differentiable_loss(self.model, self.guide, **batch)
-        self.optimizer.zero_grad()
-        (loss + self.baseline_loss(**batch)).backward()
-        self.optimizer.step()
+        loss = super().training_loss(batch)
+        self.step(loss + self.baseline_loss(**batch))
         return loss.item()
-
-    def optimizer_state(self) -> dict:
-        return {"adam": self.optimizer.state_dict()}
-
-    def load_optimizer_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["adam"])
 
     # --- data -------------------------------------------------------------------
     def training_data(self, dataset) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import pickle
-from functools import partial
 
 import jax
 import jax.numpy as jnp

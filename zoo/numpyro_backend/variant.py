@@ -8,10 +8,15 @@ where the paper needs it:
 - ``objective()``: the NumPyro loss (default ``TraceMeanField_ELBO``);
 - ``init_state(rng_key, batch)`` / ``update(state, batch)``: one pure, jit-able
   optimisation step (default ``SVI.update``);
+- ``parameter_groups()``: for adversarial and wake-sleep variants, the networks
+  that get an optax optimizer each; their ``update`` calls ``step(state,
+  loss_fn, *groups)`` once per group on a :class:`GroupedState`;
 - ``log_weights``, ``encode``, ``decode``, ``sample``, ``extra_metrics``.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +54,14 @@ def mean_of(decoder_output, likelihood: str):
     return decoder_output[0]
 
 
+class GroupedState(NamedTuple):
+    """The training state of a variant with several parameter groups."""
+
+    params: dict  # "<network>$params" -> that network's parameters (flax_module's naming)
+    opt_states: dict  # group name -> its optax state
+    rng_key: jax.Array
+
+
 class NumPyroVariant:
     """Flax module definitions plus ``model``/``guide``; see the module docstring."""
 
@@ -81,15 +94,49 @@ class NumPyroVariant:
         return {"x": dataset.x_test}
 
     # --- training -----------------------------------------------------------
+    def parameter_groups(self) -> tuple[str, ...]:
+        """Names of the networks that each get an optimizer of their own (their
+        parameters are ``params["<name>$params"]``). Empty, the default: one
+        ``SVI`` over every parameter."""
+        return ()
+
     def configure_optimizers(self, lr: float) -> None:
-        self.svi = SVI(self.model, self.guide, optax.adam(lr), loss=self.objective())
+        groups = self.parameter_groups()
+        if groups:
+            self.optimizers = {name: optax.adam(lr) for name in groups}
+        else:
+            self.svi = SVI(self.model, self.guide, optax.adam(lr), loss=self.objective())
 
     def init_state(self, rng_key, batch: dict):
         return self.svi.init(rng_key, **batch)
 
+    def grouped_state(self, params: dict, rng_key) -> GroupedState:
+        """A :class:`GroupedState` with fresh optimizer states for ``params``."""
+        opt_states = {name: self.optimizers[name].init(params[name + "$params"]) for name in self.optimizers}
+        return GroupedState(params, opt_states, rng_key)
+
     def update(self, state, batch: dict):
         """One pure optimisation step: ``(state, batch) -> (state, loss summed over batch)``."""
         return self.svi.update(state, **batch)
+
+    def step(self, state: GroupedState, loss_fn, *groups: str):
+        """One optimizer step of each of ``groups`` on ``loss_fn(params)``.
+
+        ``loss_fn`` takes the whole parameter dict; it is differentiated with
+        respect to those groups' parameters only, so it cannot move another
+        network. Returns ``(state, loss)``.
+        """
+        keys = [name + "$params" for name in groups]
+
+        def loss_of_own(own):
+            return loss_fn({**state.params, **own})
+
+        loss, grads = jax.value_and_grad(loss_of_own)({key: state.params[key] for key in keys})
+        params, opt_states = dict(state.params), dict(state.opt_states)
+        for name, key in zip(groups, keys):
+            updates, opt_states[name] = self.optimizers[name].update(grads[key], opt_states[name], params[key])
+            params[key] = optax.apply_updates(params[key], updates)
+        return state._replace(params=params, opt_states=opt_states), loss
 
     def on_epoch_end(self, state, epoch: int, train_arrays: dict):
         """Called after every finished epoch, before the checkpoint is written, with
@@ -97,6 +144,8 @@ class NumPyroVariant:
         return state
 
     def params(self, state) -> dict:
+        if isinstance(state, GroupedState):
+            return state.params
         return self.svi.get_params(state)
 
     # --- evaluation ---------------------------------------------------------

@@ -5,8 +5,12 @@ writes ``model`` and ``guide`` (the math of its card). Everything else has a def
 that fits the VAE family and is overridden only where the paper needs it:
 
 - ``objective()``: the Pyro loss (default ``TraceMeanField_ELBO``: analytic KL);
-- ``train_step(batch)``: one optimisation step (default ``SVI.step``); adversarial
-  variants override it with their own optimizers;
+- ``parameter_groups()``: named groups of networks, one optimizer each (default:
+  one group of everything);
+- ``training_loss(batch)`` / ``train_step(batch)``: one optimisation step (default:
+  the objective's ``differentiable_loss`` and one Adam step, what ``SVI.step``
+  does without the param store); adversarial and wake-sleep variants override
+  ``train_step`` and call ``step(loss, *groups)`` once per group;
 - ``log_weights(x, k)``: importance weights for evaluation;
 - ``encode``, ``decode``, ``sample``: used for pictures;
 - ``extra_metrics(dataset)``: the paper's own evaluation (AUROC, accuracy...).
@@ -19,10 +23,11 @@ from __future__ import annotations
 
 import functools
 
-import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import SVI, TraceMeanField_ELBO
+from pyro import poutine
+from pyro.infer import TraceMeanField_ELBO
+from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from guides.torch_nets import BernoulliDecoder, GaussianDecoder
@@ -45,15 +50,31 @@ def fused_adam_available(device_type: str) -> bool:
 def adam_arguments(lr: float, module: nn.Module) -> dict:
     """Adam's settings for ``module``'s parameters: the fused kernel where torch has one.
 
-    The fused update is Adam itself, done in one pass over each tensor instead of a
-    dozen elementwise operations (Pyro makes one torch optimizer per parameter
-    tensor): about 1 ms of a 15 ms step of the 784-400-50 VAE on one CPU core
+    For ``torch.optim.Adam`` and ``pyro.optim.Adam`` alike. The fused update is Adam
+    itself, done in one pass over each tensor instead of a dozen elementwise
+    operations: about 1 ms of a 15 ms step of the 784-400-50 VAE on one CPU core
     (benchmarks/README.md).
     """
     parameter = next(module.parameters(), None)
     if parameter is not None and fused_adam_available(parameter.device.type):
         return {"lr": lr, "fused": True}
     return {"lr": lr}
+
+
+def check_module_parameters(trace) -> None:
+    """Raise if a traced model or guide uses a parameter outside its networks.
+
+    ``pyro.module`` names its parameters ``<module>$$$<name>``; a bare ``pyro.param``
+    site would be invisible to an optimizer over the variant's ``nn.Module``
+    parameters and silently never trained.
+    """
+    bare = [name for name, site in trace.nodes.items() if site["type"] == "param" and "$$$" not in name]
+    if bare:
+        raise ValueError(
+            f"pyro.param sites {bare} are not parameters of the variant's networks, so the default "
+            "optimizer would never update them: make them nn.Parameter attributes of the variant "
+            "(registered with pyro.module) in one of its parameter_groups"
+        )
 
 
 def make_decoder(config, z_dim: int, x_dim: int) -> nn.Module:
@@ -89,8 +110,7 @@ class PyroVariant(nn.Module):
         self.config = config
         self.x_dim = x_dim
         self.num_classes = num_classes
-        self.svi: SVI | None = None
-        self.optim = None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # --- the math -----------------------------------------------------------
     def model(self, x, **batch):  # pragma: no cover - abstract
@@ -111,23 +131,93 @@ class PyroVariant(nn.Module):
         return {"x": dataset.x_test}
 
     # --- training -----------------------------------------------------------
+    def parameter_groups(self) -> dict[str, nn.Module]:
+        """Named groups of networks, each stepped by an optimizer of its own.
+
+        The default is one group, ``"all"``, of every parameter. Adversarial and
+        wake-sleep variants name one group per network (``{"encoder": ...,
+        "decoder": ..., "discriminator": ...}``) and step them with their own
+        losses; groups must not share a parameter.
+        """
+        return {"all": self}
+
     def configure_optimizers(self, lr: float) -> None:
-        self.optim = pyro.optim.Adam(adam_arguments(lr, self))
-        self.svi = SVI(self.model, self.guide, self.optim, loss=self.objective())
+        """The objective, and one Adam per parameter group (fused where torch has it).
+
+        Plain torch optimizers over the networks' parameters: ``SVI`` with
+        ``pyro.optim`` would make one optimizer per parameter tensor and go through
+        the param store every step. The networks are ``nn.Module`` attributes that
+        ``model`` and ``guide`` register with ``pyro.module``; the trainer's first
+        (validated) step checks that no bare ``pyro.param`` escapes the optimizers.
+        """
+        self.training_objective = self.objective()
+        groups = self.parameter_groups()
+        owner: dict[int, str] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        for name, module in groups.items():
+            parameters = [p for p in module.parameters() if p.requires_grad]
+            for parameter in parameters:
+                if id(parameter) in owner:
+                    raise ValueError(f"parameter groups {owner[id(parameter)]!r} and {name!r} share a parameter")
+                owner[id(parameter)] = name
+            self.optimizers[name] = torch.optim.Adam(parameters, **adam_arguments(lr, module))
+        missing = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in owner]
+        if missing:
+            raise ValueError(f"parameters {missing[:3]} are in no parameter group, so nothing would train them")
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """The differentiable loss of one batch, summed over its rows: the
+        objective's ``differentiable_loss`` on ``model`` and ``guide``."""
+        if is_validation_enabled():
+            with poutine.trace(param_only=True) as params:
+                loss = self.training_objective.differentiable_loss(self.model, self.guide, **batch)
+            check_module_parameters(params.trace)
+            return loss
+        return self.training_objective.differentiable_loss(self.model, self.guide, **batch)
 
     def train_step(self, batch: dict) -> float:
-        """One gradient step; returns the loss summed over the batch."""
-        return self.svi.step(**batch)
+        """One gradient step; returns the loss summed over the batch.
+
+        What ``SVI.step`` does, without the param store: the objective's
+        differentiable loss, its gradient, one Adam step. Variants with several
+        parameter groups override this and call :meth:`step` once per group.
+        """
+        return self.step(self.training_loss(batch))
+
+    def step(self, loss: torch.Tensor, *groups: str, retain_graph: bool = False) -> float:
+        """Step the optimizers of ``groups`` (default: every group) on ``loss``.
+
+        Gradients go into exactly those groups' parameters (``backward(inputs=...)``),
+        so a loss can never move a network it is not meant to train; the others'
+        ``.grad`` stay untouched. ``reduce_gradients`` runs between the backward
+        pass and the update: a no-op on one device, the all-reduce of the groups'
+        gradients under data-parallel training. Returns ``loss`` as a float.
+        """
+        names = groups or tuple(self.optimizers)
+        parameters = [p for name in names for group in self.optimizers[name].param_groups for p in group["params"]]
+        for parameter in parameters:
+            parameter.grad = None
+        loss.backward(inputs=parameters, retain_graph=retain_graph)
+        # A parameter this loss does not reach keeps grad None, and torch's
+        # optimizers skip it, as after ``zero_grad(set_to_none=True)``.
+        self.reduce_gradients(parameters)
+        for name in names:
+            self.optimizers[name].step()
+        return loss.item()
+
+    def reduce_gradients(self, parameters: list[torch.Tensor]) -> None:
+        """Hook between backward pass and update; data-parallel training replaces it."""
 
     def on_epoch_end(self, epoch: int, train_arrays: dict) -> None:
         """Called after every finished epoch, before the checkpoint is written, with
         the training tensors (e.g. VAE-SVDD fixes its centre after the warm-up)."""
 
     def optimizer_state(self) -> dict:
-        return {"svi": self.optim.get_state()}
+        return {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}
 
     def load_optimizer_state(self, state: dict) -> None:
-        self.optim.set_state(state["svi"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[name])
 
     # --- evaluation ---------------------------------------------------------
     @torch.no_grad()
