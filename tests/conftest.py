@@ -278,3 +278,19 @@ def flax_params(variant, x_dim: int, seed: int = 0) -> dict:
         "encoder$params": variant.encoder.init(encoder_key, jnp.zeros((1, x_dim)))["params"],
         "decoder$params": variant.decoder.init(decoder_key, jnp.zeros((1, variant.config.z_dim)))["params"],
     }
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow", action="store_true", default=False,
+        help="also run tests marked slow (claim-sized checks; CI leaves them to the benchmarks)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow") or os.environ.get("VAEZOO_RUN_SLOW") == "1":
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --run-slow (or VAEZOO_RUN_SLOW=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
