@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         errors.append(sys.modules["zoo.pyro_backend.trainer"].TrainingError)
     if "zoo.numpyro_backend.trainer" in sys.modules:
         errors.append(sys.modules["zoo.numpyro_backend.trainer"].TrainingError)
+    if "zoo.distributed" in sys.modules:
+        errors.append(sys.modules["zoo.distributed"].DistributedError)
     return tuple(errors)
 
 
@@ -55,6 +58,15 @@ def cmd_list(args) -> int:
 
 def cmd_train(args) -> int:
     from zoo.run import train
+
+    if args.devices < 1:
+        raise ConfigError(f"--devices must be at least 1, got {args.devices}")
+    if args.backend == "pyro" and args.devices > 1:
+        from zoo import distributed
+
+        if distributed.launched_world_size() == 1:
+            # One process per device: the same command again under torchrun.
+            return distributed.launch(args.argv, args.devices, args.batch_size, args.device)
 
     config = registry.default_config(args.variant)
     settings = _parse_settings(args.set)
@@ -80,10 +92,18 @@ def cmd_train(args) -> int:
         device=args.device,
         limit_train=args.limit_train,
         limit_test=args.limit_test,
+        devices=args.devices,
         extra=extra,
     )
     out = Path(args.out or f"runs/{args.variant}-{args.backend}-{args.dataset}")
-    summary = train(args.variant, config, options, out, resume=args.resume, progress=not args.quiet)
+    if args.backend == "pyro" and "WORLD_SIZE" in os.environ:
+        from zoo import distributed
+
+        summary = distributed.train_replica(train, args.variant, config, options, out, args.resume, not args.quiet)
+        if summary is None:  # not rank 0: rank 0 reports
+            return 0
+    else:
+        summary = train(args.variant, config, options, out, resume=args.resume, progress=not args.quiet)
     print(f"trained {summary['variant']} ({summary['backend']}) for {summary['epochs']} epochs on {summary['dataset']}")
     print(f"  final train loss   {summary['train_loss']:.4f} nats/datapoint")
     print(f"  test ELBO (500)    {summary['test_elbo_500']:.4f} nats/datapoint")
@@ -138,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--devices", type=int, default=1,
+        help="data-parallel over N devices: N processes under torchrun (Pyro), an N-device mesh (NumPyro)",
+    )
     train.add_argument("--device", default="cpu", help="cpu or cuda (Pyro moves everything; JAX uses its default backend)")
     train.add_argument("--k", type=int, default=None, help="importance samples (IWAE)")
     train.add_argument("--z-dim", type=int, default=None)
@@ -181,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --devices relaunches the command
     try:
         return args.run(args)
     except KeyboardInterrupt:
