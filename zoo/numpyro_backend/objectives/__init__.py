@@ -6,6 +6,7 @@ twin.
 """
 
 from zoo.numpyro_backend.objectives.fisher import *  # noqa: F401,F403
+from zoo.numpyro_backend.objectives.free_bits import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.importance import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.svdd import *  # noqa: F401,F403

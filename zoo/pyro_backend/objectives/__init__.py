@@ -14,6 +14,7 @@ training loop divides by the batch size to report nats per datapoint.
 """
 
 from zoo.pyro_backend.objectives.fisher import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.free_bits import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.importance import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.svdd import *  # noqa: F401,F403
