@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -32,6 +33,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         errors.append(sys.modules["zoo.pyro_backend.trainer"].TrainingError)
     if "zoo.numpyro_backend.trainer" in sys.modules:
         errors.append(sys.modules["zoo.numpyro_backend.trainer"].TrainingError)
+    if "zoo.distributed" in sys.modules:
+        errors.append(sys.modules["zoo.distributed"].DistributedError)
     return tuple(errors)
 
 
@@ -56,7 +59,7 @@ def cmd_list(args) -> int:
 # Train options and the config fields their flags set, for telling which ones a
 # --resume command gives explicitly.
 OPTION_FLAGS = ("backend", "dataset", "data_dir", "binarize", "epochs", "batch_size", "lr", "seed", "device",
-                "limit_train", "limit_test")
+                "limit_train", "limit_test", "devices")
 CONFIG_FLAGS = {"z_dim": "z_dim", "likelihood": "likelihood", "k": "k"}
 EXTRA_FLAGS = ("labels", "normal_class")
 
@@ -70,6 +73,15 @@ def cmd_train(args) -> int:
     from zoo.run import load_run_file, train
 
     _at_least_one("--eval-k", args.eval_k)
+    if args.devices < 1:
+        raise ConfigError(f"--devices must be at least 1, got {args.devices}")
+    if args.backend == "pyro" and args.devices > 1:
+        from zoo import distributed
+
+        if distributed.launched_world_size() == 1:
+            # One process per device: the same command again under torchrun.
+            return distributed.launch(args.argv, args.devices, args.batch_size, args.device)
+
     out = Path(args.out or f"runs/{args.variant}-{args.backend}-{args.dataset}")
     given = getattr(args, "given", None)
     # --set values are checked on their own, then the dedicated flags (--z-dim...)
@@ -96,9 +108,22 @@ def cmd_train(args) -> int:
         config = override(override(registry.default_config(args.variant), settings), flags)
         extra = {name: getattr(args, name) for name in EXTRA_FLAGS if getattr(args, name) is not None}
         options = TrainOptions(**{name: getattr(args, name) for name in OPTION_FLAGS}, extra=extra)
-    summary = train(
-        args.variant, config, options, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite
-    )
+    if args.backend == "pyro" and "WORLD_SIZE" in os.environ:
+        from zoo import distributed
+
+        if args.overwrite and int(os.environ.get(distributed.ENV_RANK, "0")) == 0:
+            from zoo.run import RunLock, check_out_dir, remove_outputs
+
+            check_out_dir(out)
+            with RunLock(out):
+                remove_outputs(out)
+        summary = distributed.train_replica(train, args.variant, config, options, out, args.resume, not args.quiet)
+        if summary is None:  # not rank 0: rank 0 reports
+            return 0
+    else:
+        summary = train(
+            args.variant, config, options, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite
+        )
     print(f"trained {summary['variant']} ({summary['backend']}) for {summary['epochs']} epochs on {summary['dataset']}")
     print(f"  final train loss   {summary['train_loss']:.4f} nats/datapoint")
     print(f"  test ELBO (500)    {summary['test_elbo_500']:.4f} nats/datapoint")
@@ -169,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--evaluate", action="store_true", help="evaluate after training")
     train.add_argument("--eval-k", type=int, default=1000, help="importance samples for --evaluate")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--devices", type=int, default=1,
+        help="data-parallel over N devices: N processes under torchrun (Pyro), an N-device mesh (NumPyro)",
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run")
@@ -207,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
+        args.argv = argv  # --devices relaunches the command
         if args.command == "train":
             args.given = _given_train_flags(parser, argv)
     except SystemExit as stop:  # --help, or a malformed argument (one line printed)

@@ -187,11 +187,12 @@ class TrainOptions:
     device: str = "cpu"
     limit_train: int | None = None
     limit_test: int | None = None
+    devices: int = 1  # data-parallel: processes (Pyro, torchrun) or mesh devices (NumPyro); zoo.distributed
     extra: dict = field(default_factory=dict)  # variant-specific data options (labels, normal class...)
 
     def validate(self) -> None:
         """Refuse options no training can run with, naming the flag and the fix."""
-        for name in ("epochs", "batch_size", "seed"):
+        for name in ("epochs", "batch_size", "seed", "devices"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"--{_flag(name)} must be an integer, got {value!r}")
@@ -201,6 +202,8 @@ class TrainOptions:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}; e.g. --batch-size 128")
         if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ConfigError(f"--lr must be a positive finite learning rate, got {self.lr!r}; e.g. --lr 1e-3")
+        if self.devices < 1:
+            raise ConfigError(f"--devices must be at least 1, got {self.devices}")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"--seed must lie in [0, 2^32), got {self.seed}; e.g. --seed 0")
         for name in ("limit_train", "limit_test"):

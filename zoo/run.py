@@ -196,7 +196,7 @@ LOCK_FILE = "train.lock"
 # Everything a training writes; --overwrite removes these (and only these).
 RUN_OUTPUTS = (RUN_FILE, CHECKPOINT, METRICS_LOG, "metrics.json", "eval.json", "samples.png", "reconstructions.png")
 # Options a resumed run may change: the epoch budget, and where it runs.
-RESUMABLE_OPTIONS = ("epochs", "device")
+RESUMABLE_OPTIONS = ("epochs", "device", "devices")
 # A loss this many times further from the best epoch's (in units of max(|best|, 1))
 # is reported: the run is probably diverging without having reached NaN yet.
 LOSS_GROWTH_WARNING = 100.0
@@ -343,7 +343,7 @@ def _normalised(value):
     return value
 
 
-def _remove_outputs(out: Path) -> None:
+def remove_outputs(out: Path) -> None:
     for name in RUN_OUTPUTS:
         (out / name).unlink(missing_ok=True)
 
@@ -382,7 +382,7 @@ def _train_locked(variant, config, options, out: Path, resume: bool, progress: b
         if differences:
             raise RunError(
                 f"--resume of {out} with options that differ from the run's: {'; '.join(differences)}. "
-                "Only --epochs (and --device) may change: drop the others, or train a new run with another --out"
+                "Only --epochs (and --device, --devices) may change: drop the others, or train a new run with another --out"
             )
         if options.device != recorded[2].device:
             note(f"continuing {out} on {options.device} (it was trained on {recorded[2].device})")
@@ -410,7 +410,7 @@ def _train_locked(variant, config, options, out: Path, resume: bool, progress: b
             note(f"{out} has already trained {trained} epochs (--epochs {options.epochs}); nothing to do")
             return json.loads((out / "metrics.json").read_text())
     else:
-        _remove_outputs(out)
+        remove_outputs(out)
     save_run_file(out, variant, config, options)
     # The rows kept so far, written whole (a torn line of a killed run is gone),
     # then one appended line per epoch.
