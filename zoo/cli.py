@@ -27,6 +27,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DataError,
         RunError,
     ]
+    if "zoo.reproduce" in sys.modules:
+        errors.append(sys.modules["zoo.reproduce"].ReproduceError)
     if "zoo.pyro_backend.trainer" in sys.modules:
         errors.append(sys.modules["zoo.pyro_backend.trainer"].TrainingError)
     if "zoo.numpyro_backend.trainer" in sys.modules:
@@ -114,17 +116,30 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _evaluate(run_dir: Path, k: int, limit, device) -> int:
+def _evaluate(run_dir: Path, k: int, limit, device, proposal: str = "guide") -> int:
     from zoo.evaluate import evaluate, format_table
 
-    results = evaluate(run_dir, k=k, limit=limit, device=device)
+    results = evaluate(run_dir, k=k, limit=limit, device=device, proposal=proposal)
     print(format_table(results))
     print(f"  written to {Path(run_dir) / 'eval.json'}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    return _evaluate(Path(args.run_dir), args.k, args.limit, args.device)
+    return _evaluate(Path(args.run_dir), args.k, args.limit, args.device, args.proposal)
+
+
+def cmd_reproduce(args) -> int:
+    """Run the variants' claims (zoo.reproduce) and print the verdicts."""
+    from zoo.reproduce import DEFAULT_OUT, RESULTS_FILE, format_table, reproduce, select_variants
+
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    log = (lambda *a, **k: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    entry = reproduce(select_variants(args.variant), budget=args.budget, backend=args.backend, seeds=args.seeds,
+                      out=out, workdir=args.keep_runs, log=log, data_dir=args.data_dir)
+    print(format_table(entry))
+    print(f"  written to {out / RESULTS_FILE}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--k", type=int, default=5000, help="importance samples per test datapoint")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate the first N test datapoints")
     evaluate.add_argument("--device", default=None)
+    evaluate.add_argument("--proposal", default="guide", choices=("guide", "defensive", "prior"),
+                          help="importance-sampling proposal: the guide (default), the defensive mixture "
+                          "1/3 guide + 1/3 N(mu, 0.3^2) + 1/3 prior, or the prior N(0, I)")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    reproduce = sub.add_parser("reproduce", help="check the variants' paper claims (zoo/reproduce.py)")
+    reproduce.add_argument("variant", help="all, or one of: " + ", ".join(registry.names()))
+    reproduce.add_argument("--budget", default="quick", choices=("quick", "full"),
+                           help="quick: digits, seconds per variant (default); full: the Fashion-MNIST protocol")
+    reproduce.add_argument("--backend", default="pyro", choices=registry.BACKENDS)
+    reproduce.add_argument("--seeds", type=int, default=None, help="seeds per contender (default: the budget's)")
+    reproduce.add_argument("--out", default=None, help="folder of claims.json (default benchmarks/results)")
+    reproduce.add_argument("--keep-runs", default=None, metavar="DIR", help="keep the run folders here")
+    reproduce.add_argument("--data-dir", default=None, help="folder with the IDX files (fashion-mnist)")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
+    reproduce.set_defaults(run=cmd_reproduce)
     return parser
 
 

@@ -93,6 +93,12 @@ def make_trainer(variant: str, config, options):
         limit_train=options.limit_train,
         limit_test=options.limit_test,
     )
+    # Model selection (zoo.reproduce): the run is scored on held-out training rows.
+    validation = options.extra.get("validation")
+    if validation:
+        from zoo.data import validation_split
+
+        dataset = validation_split(dataset, int(validation), seed=int(options.extra.get("validation_seed", 0)))
     normal_class = options.extra.get("normal_class")
     if normal_class is not None:
         from zoo.data import one_class_split
