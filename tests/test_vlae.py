@@ -339,7 +339,8 @@ def test_ancestral_sampling_draws_each_pixel_from_its_conditional():
 # --- the command line ------------------------------------------------------------
 
 
-SETTINGS = ["--set", "flow_hidden=[16,16]", "--set", "layers=3", "--set", "filters=6"]
+# z_dim in --set too: the CLI validates --set before it applies --z-dim.
+SETTINGS = ["--set", "z_dim=4", "--set", "flow_hidden=[16,16]", "--set", "layers=3", "--set", "filters=6"]
 
 
 def history(out) -> list[float]:
