@@ -3,7 +3,8 @@
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
 from zoo.claims import Budget, Claim, Contender, PaperFigure
 
-QUICK = Budget(dataset="digits", epochs=3, seeds=1, batch_size=64, lr=1e-3, binarize="none", eval_k=10)
+QUICK = Budget(dataset="digits", epochs=3, seeds=1, batch_size=64, lr=1e-3, binarize="none", eval_k=10,
+               settings={"channels": (8, 16), "hidden": (64,), "z_dim": 8})
 FULL = Budget(dataset="fashion-mnist", epochs=10, seeds=2, batch_size=64, lr=1e-3, limit_train=6000,
               limit_test=2000, binarize="none", eval_k=50)
 VAE_BASELINE = Contender("VAE (same E and Dec, pixel likelihood)", "vaegan", settings={"similarity": "pixel"})
