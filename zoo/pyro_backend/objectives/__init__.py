@@ -3,7 +3,8 @@
 - :mod:`.importance`: importance weights and the IWAE bound;
 - :mod:`.mmd`: the MMD between samples (VFAE, InfoVAE);
 - :mod:`.svdd`: the Deep SVDD term (VAE-SVDD);
-- :mod:`.fisher`: the Fisher-information penalties (FAE).
+- :mod:`.fisher`: the Fisher-information penalties (FAE);
+- :mod:`.sleep`: the sleep-phase loss of wake-sleep training (WSVAE).
 
 Every name is re-exported here, so ``from zoo.pyro_backend.objectives import X``
 works whatever module ``X`` lives in. The twin package for NumPyro is
@@ -17,3 +18,4 @@ from zoo.pyro_backend.objectives.fisher import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.importance import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.svdd import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.sleep import *  # noqa: F401,F403
