@@ -16,6 +16,9 @@ import torch
 from pyro.infer.util import is_validation_enabled
 
 from zoo import registry
+from zoo.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from zoo.checkpoint import VERSION as CHECKPOINT_VERSION
+from zoo.checkpoint import CheckpointError, global_rng_state, require_zip, set_global_rng_state
 
 
 class TrainingError(RuntimeError):
@@ -92,27 +95,42 @@ class Trainer:
         return loss
 
     # --- checkpoints ----------------------------------------------------------
+    # Tensors and plain containers only, so torch.load(weights_only=True) reads it
+    # back and a crafted file cannot run code (zoo/checkpoint.py).
     def state_bytes(self, epoch: int) -> bytes:
+        rng = global_rng_state()
         state = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
             "epoch": epoch,
             "variant": self.variant.state_dict(),
             "optimizer": self.variant.optimizer_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "python_rng": rng["python"],
+            "numpy_rng": {**rng["numpy"], "keys": torch.from_numpy(rng["numpy_keys"].astype(np.int64))},
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
         return buffer.getvalue()
 
     def load_state_bytes(self, data: bytes) -> int:
-        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=False)
+        require_zip(data)
+        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError("not a vaezoo checkpoint")
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise CheckpointError(f"checkpoint format version {state.get('version')}, expected {CHECKPOINT_VERSION}")
         self.variant.load_state_dict(state["variant"])
         pyro.clear_param_store()
         self.variant.load_optimizer_state(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        return state["epoch"]
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        numpy_rng = dict(state["numpy_rng"])
+        keys = numpy_rng.pop("keys").cpu().numpy()
+        set_global_rng_state({"python": state["python_rng"], "numpy": numpy_rng, "numpy_keys": keys})
+        return int(state["epoch"])
 
     # --- evaluation and pictures (numpy in, numpy out) ------------------------
     def _batch(self, arrays: dict) -> dict:
