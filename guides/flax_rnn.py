@@ -145,6 +145,10 @@ class SequenceEncoder(nn.Module):
         self.lstm = self.param("lstm", lambda k: lstm_init(self.embed_dim, self.hidden_size)(k))
         self.head = self.param("head", lambda k: linear_init(self.hidden_size, 2 * self.z_dim)(k))
 
+    def parameters(self):
+        """Touch every parameter: ``init(key, method="parameters")`` builds them without a forward pass."""
+        return self.embedding, self.lstm, self.head
+
     def __call__(self, x):
         zeros = jnp.zeros((x.shape[0], self.hidden_size))
         states = lstm(self.lstm, self.embedding["weight"][x], (zeros, zeros))
@@ -169,6 +173,10 @@ class SequenceDecoder(nn.Module):
         self.initial = self.param("initial", lambda k: linear_init(self.z_dim, self.hidden_size)(k))
         self.lstm = self.param("lstm", lambda k: lstm_init(self.embed_dim + self.z_dim, self.hidden_size)(k))
         self.output = self.param("output", lambda k: linear_init(self.hidden_size, self.vocab_size)(k))
+
+    def parameters(self):
+        """Touch every parameter: ``init(key, method="parameters")`` builds them without a forward pass."""
+        return self.embedding, self.initial, self.lstm, self.output
 
     def _start(self, z):
         if not self.condition_on_z:
