@@ -9,4 +9,5 @@ from zoo.numpyro_backend.objectives.fisher import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.importance import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.svdd import *  # noqa: F401,F403
+from zoo.numpyro_backend.objectives.proposal import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.sleep import *  # noqa: F401,F403
