@@ -4,6 +4,8 @@
 - :mod:`.mmd`: the MMD between samples (VFAE, InfoVAE);
 - :mod:`.svdd`: the Deep SVDD term (VAE-SVDD);
 - :mod:`.fisher`: the Fisher-information penalties (FAE);
+- :mod:`.refinement`: stage-wise refinement losses with stopped gradients (MSVAE);
+- :mod:`.sleep`: the sleep-phase loss of wake-sleep training (WSVAE);
 - :mod:`.adversarial`: GAN losses and feature matching (VAE-GAN, CVAE-GAN).
 
 Every name is re-exported here, so ``from zoo.pyro_backend.objectives import X``
@@ -18,5 +20,7 @@ from zoo.pyro_backend.objectives.adversarial import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.fisher import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.importance import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.mmd import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.refinement import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.svdd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.proposal import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.sleep import *  # noqa: F401,F403
