@@ -374,9 +374,15 @@ def relations_drift(structure: Structure) -> list[str]:
         if sorted(related) != sorted(names):
             problems.append(f"{structure.backend}: {program} relations cover {related}, the trace has {names}")
         observed = sorted(site.name for site in part.sites if site.observed and site.distribution != "Delta")
-        if sorted(part.relations["observed"]) != observed:
+        # Pyro's pyro.deterministic is an observed point mass: its relations list it
+        # as observed (with distribution "Deterministic"), the trace does not.
+        point_masses = ("Delta", "Deterministic")
+        related_observed = sorted(
+            n for n in part.relations["observed"] if part.relations["sample_dist"].get(n) not in point_masses
+        )
+        if related_observed != observed:
             problems.append(
-                f"{structure.backend}: {program} relations observe {sorted(part.relations['observed'])}, the trace {observed}"
+                f"{structure.backend}: {program} relations observe {related_observed}, the trace {observed}"
             )
     return problems
 
