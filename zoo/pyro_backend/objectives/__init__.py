@@ -4,7 +4,8 @@
 - :mod:`.mmd`: the MMD between samples (VFAE, InfoVAE);
 - :mod:`.svdd`: the Deep SVDD term (VAE-SVDD);
 - :mod:`.fisher`: the Fisher-information penalties (FAE);
-- :mod:`.refinement`: stage-wise refinement losses with stopped gradients (MSVAE).
+- :mod:`.refinement`: stage-wise refinement losses with stopped gradients (MSVAE);
+- :mod:`.sleep`: the sleep-phase loss of wake-sleep training (WSVAE).
 
 Every name is re-exported here, so ``from zoo.pyro_backend.objectives import X``
 works whatever module ``X`` lives in. The twin package for NumPyro is
@@ -20,3 +21,4 @@ from zoo.pyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.refinement import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.svdd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.proposal import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.sleep import *  # noqa: F401,F403
