@@ -31,6 +31,7 @@ from zoo import config as zconfig
 from zoo import registry
 from zoo.data import load_dataset
 from zoo.images import save_grid, save_reconstructions
+from zoo.text import is_text, save_text_samples
 
 CHECKPOINT = "checkpoint.ckpt"
 RUN_FILE = "run.json"
@@ -468,8 +469,11 @@ def finish(trainer, variant, config, options, out: Path, history: list[dict]) ->
     dataset = trainer.dataset
     test = trainer.test_data()
     shown = {k: v[:50] for k, v in test.items()}
-    save_reconstructions(shown["x"], trainer.reconstruct(shown), dataset.image_shape, out / "reconstructions.png")
-    save_grid(trainer.sample(100), dataset.image_shape, out / "samples.png")
+    if is_text(dataset):  # token sequences: samples.txt and reconstructions.txt
+        save_text_samples(dataset, shown["x"], trainer.reconstruct(shown), trainer.sample(100), out)
+    else:
+        save_reconstructions(shown["x"], trainer.reconstruct(shown), dataset.image_shape, out / "reconstructions.png")
+        save_grid(trainer.sample(100), dataset.image_shape, out / "samples.png")
     subset = {k: v[:500] for k, v in test.items()}
     test_elbo = float(np.mean(trainer.log_weights(subset, 1)))
     summary = {
