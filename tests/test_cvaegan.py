@@ -245,7 +245,7 @@ def test_cli_pyro_trains_evaluates_with_class_fidelity_and_resumes_exactly(tmp_p
     assert main(tiny_args("cvaegan", "pyro", resumed, 1, *TINY_SET)) == 0
     assert main(tiny_args("cvaegan", "pyro", resumed, 2, *TINY_SET, "--resume")) == 0
     np.testing.assert_allclose(_history(resumed), _history(reference), rtol=1e-6)
-    ours, theirs = (torch.load(io.BytesIO((o / "checkpoint.ckpt").read_bytes()), weights_only=False) for o in (resumed, reference))
+    ours, theirs = (torch.load(io.BytesIO((o / "checkpoint.ckpt").read_bytes()), weights_only=True) for o in (resumed, reference))
     assert "c_means" in theirs["variant"] and set(theirs["optimizer"]) == set(GROUPS)
     for key, value in theirs["variant"].items():
         np.testing.assert_allclose(ours["variant"][key].numpy(), value.numpy(), rtol=1e-6, atol=1e-7)
@@ -271,14 +271,14 @@ def test_cli_pyro_cvae_baseline_trains(tmp_path):
 @pytest.mark.slow
 def test_cli_numpyro_trains_evaluates_and_resumes_exactly(tmp_path, capsys):
     """Slow: XLA compiles four conv nets' gradients (tens of seconds on 2 cores)."""
-    import pickle
+    from zoo.checkpoint import load_arrays
 
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     assert main(tiny_args("cvaegan", "numpyro", reference, 2, *TINY_SET)) == 0
     assert main(tiny_args("cvaegan", "numpyro", resumed, 1, *TINY_SET)) == 0
     assert main(tiny_args("cvaegan", "numpyro", resumed, 2, *TINY_SET, "--resume")) == 0
     np.testing.assert_allclose(_history(resumed), _history(reference), rtol=1e-6)
-    ours, theirs = (pickle.loads((o / "checkpoint.ckpt").read_bytes())["leaves"] for o in (resumed, reference))
+    ours, theirs = (load_arrays((o / "checkpoint.ckpt").read_bytes())[1] for o in (resumed, reference))
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert main(["evaluate", str(reference), "--k", "5"]) == 0
