@@ -68,6 +68,15 @@ CARD = MathCard(
         ),
         Equation(
             "wsvae.6",
+            r"\mathcal L_{\text{soft}}(\theta, \phi) = -\,\mathbb E_{z \sim p(z)} \log q_\phi\big(z \mid \bar e_{1:T}\big),\qquad"
+            r" \bar e_t = E_\phi^\top \pi_t,\ \ \pi_t = \mathrm{softmax}(W h_t + w),\ \ h_t = \mathrm{LSTM}_\theta\big(h_{t-1}, [E_\theta^\top \pi_{t-1}; z]\big)",
+            "Option sleep_mode=soft, the second reading of dreamed encodings: the dream is the "
+            "decoder's token distributions fed back as expected embeddings, so the loss is "
+            "differentiable in theta too and steps both groups, a latent-reconstruction "
+            "(mutual-information) regulariser rather than the sleep-phi step.",
+        ),
+        Equation(
+            "wsvae.7",
             r"\mathrm{PPL} = \exp\Big(-\frac{\sum_n \mathcal L_K(x_n)}{\sum_n L_n}\Big),\qquad \mathcal L_K(x) = \log \frac1K \sum_{k=1}^K \frac{p_\theta(x, z_k)}{q_\phi(z_k\mid x)}",
             "Evaluation: per-token perplexity from the importance-sampled log-likelihood, end tokens counted.",
         ),
@@ -83,10 +92,11 @@ CARD = MathCard(
         Hyperparameter("rnn_size", 128, "LSTM state width of encoder and decoder"),
         Hyperparameter("sleep", True, "alternate the sleep step (wsvae.5); false gives the VAE-LM"),
         Hyperparameter("sleep_batch", 0, "dreams per sleep step (0: the batch size)"),
+        Hyperparameter("sleep_mode", "tokens", "tokens: sampled dreams, theta fixed (wsvae.5); soft: expected embeddings (wsvae.6)"),
         Hyperparameter("word_dropout", 0.0, "probability of replacing a decoder input by <unk> (wsvae.4)"),
         Hyperparameter("kl_anneal_steps", 0, "steps of the linear KL warm-up (0: none)", r"\beta_t"),
         Hyperparameter("condition_on_z", True, "false: the decoder sees z = 0, an LSTM LM of the same size"),
-        Hyperparameter("eval_particles", 100, "importance samples of the perplexity (wsvae.6)", "K"),
+        Hyperparameter("eval_particles", 100, "importance samples of the perplexity (wsvae.7)", "K"),
         Hyperparameter("eval_limit", 1000, "test sequences of the extra metrics"),
     ),
     objective_kind="wake-sleep (ELBO / sleep-phi)",
