@@ -11,3 +11,4 @@ from zoo.numpyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.refinement import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.svdd import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.proposal import *  # noqa: F401,F403
+from zoo.numpyro_backend.objectives.local_reconstruction import *  # noqa: F401,F403

@@ -20,3 +20,4 @@ from zoo.pyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.refinement import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.svdd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.proposal import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.local_reconstruction import *  # noqa: F401,F403
