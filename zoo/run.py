@@ -3,15 +3,25 @@
 A run directory holds::
 
     run.json            variant, backend, config and training options (to resume/evaluate)
-    checkpoint.ckpt     model, guide and optimizer state, RNG state, epoch (atomic)
+    checkpoint.ckpt     model, guide and optimizer state, RNG states, epoch (atomic;
+                        a format that loads without running code, zoo/checkpoint.py)
     metrics.jsonl       one line per finished epoch
     metrics.json        the final summary
     samples.png         decoded prior samples
     reconstructions.png test images (odd rows) and their reconstructions (even rows)
+    train.lock          held (fcntl.flock) by the one process training into the folder
 
 Checkpoints are written to a temporary file in the same folder and renamed over the
-old one, so an interrupted write never leaves a broken checkpoint. A non-finite loss
-stops the run without checkpointing it: the last good checkpoint stays.
+old one, so an interrupted write never leaves a broken checkpoint; temporary files a
+killed run left behind are removed by the next one. A non-finite loss stops the run
+without checkpointing it: the last good checkpoint stays.
+
+The rules of a run folder: one training writes into it at a time (a second is
+refused); a training never replaces an existing run unless told to (``--resume``
+continues it, ``--overwrite`` replaces it); a resumed run keeps its own options,
+and a command that asks for different ones is refused with the list of them (the
+epoch budget and the device may change); a budget the run is already past changes
+nothing. A metrics line torn by a kill is dropped on resume, with a note.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from zoo import config as zconfig
 from zoo import registry
 from zoo.data import load_dataset
 from zoo.images import save_grid, save_reconstructions
+from zoo.text import is_text, save_text_samples
 
 CHECKPOINT = "checkpoint.ckpt"
 RUN_FILE = "run.json"
@@ -191,7 +202,10 @@ def restore(out: Path, device: str | None = None):
         options = dataclasses.replace(options, device=device)
     checkpoint = Path(out) / CHECKPOINT
     if not checkpoint.exists():
-        raise RunError(f"{checkpoint} not found: the run has not finished an epoch yet")
+        raise RunError(
+            f"{checkpoint} not found: the run has not finished an epoch yet, or the file was removed; "
+            "train it again with --overwrite"
+        )
     trainer = make_trainer(variant, config, options)
     epoch = load_checkpoint(trainer, checkpoint)
     return trainer, variant, config, options, epoch
@@ -468,8 +482,11 @@ def finish(trainer, variant, config, options, out: Path, history: list[dict]) ->
     dataset = trainer.dataset
     test = trainer.test_data()
     shown = {k: v[:50] for k, v in test.items()}
-    save_reconstructions(shown["x"], trainer.reconstruct(shown), dataset.image_shape, out / "reconstructions.png")
-    save_grid(trainer.sample(100), dataset.image_shape, out / "samples.png")
+    if is_text(dataset):  # token sequences: samples.txt and reconstructions.txt
+        save_text_samples(dataset, shown["x"], trainer.reconstruct(shown), trainer.sample(100), out)
+    else:
+        save_reconstructions(shown["x"], trainer.reconstruct(shown), dataset.image_shape, out / "reconstructions.png")
+        save_grid(trainer.sample(100), dataset.image_shape, out / "samples.png")
     subset = {k: v[:500] for k, v in test.items()}
     test_elbo = float(np.mean(trainer.log_weights(subset, 1)))
     summary = {

@@ -129,12 +129,14 @@ class Structure:
 # ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def example_dataset():
-    """The digits data the programs are traced on (loaded once per process)."""
+@functools.lru_cache(maxsize=None)
+def example_dataset(name: str = DATASET):
+    """The data the programs are traced on (loaded once per process): digits, or the
+    dataset a variant names in its class attribute ``example_dataset`` (the text
+    variants trace on ``words``)."""
     from zoo.data import load_dataset
 
-    return load_dataset(DATASET, limit_train=_DATA_LIMIT, limit_test=BATCH_SIZE)
+    return load_dataset(name, limit_train=_DATA_LIMIT, limit_test=BATCH_SIZE)
 
 
 def example_batch(variant, dataset=None, batch_size: int = BATCH_SIZE) -> dict[str, np.ndarray]:
@@ -307,7 +309,8 @@ def trace(name: str, backend: str, variant_class=None, config=None) -> Structure
     except Exception as error:
         raise TraceError(f"{name} ({backend}): cannot load the variant: {type(error).__name__}: {error}") from error
     try:
-        return _TRACERS[backend](name, variant_class, config, example_dataset())
+        dataset = example_dataset(getattr(variant_class, "example_dataset", DATASET))
+        return _TRACERS[backend](name, variant_class, config, dataset)
     except TraceError:
         raise
     except Exception as error:
