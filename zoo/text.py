@@ -376,6 +376,15 @@ def is_text(dataset) -> bool:
     return isinstance(dataset, TextDataset)
 
 
+def require_text(dataset, variant: str) -> None:
+    """Raise a one-line :class:`DataError` unless ``dataset`` is a text dataset."""
+    if not is_text(dataset):
+        raise DataError(
+            f"{variant} models token sequences, but {dataset.name} is not a text dataset: "
+            f"use --dataset {', '.join(TEXT_DATASETS[:-1])} or {TEXT_DATASETS[-1]}"
+        )
+
+
 def save_text_samples(dataset: TextDataset, originals, reconstructions, samples, folder: Path) -> None:
     """``samples.txt`` (one decoded prior sample a line) and ``reconstructions.txt``
     (``original -> reconstruction`` a line): the text twins of the PNG grids."""
