@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zoo import registry
 from zoo.config import ConfigError, TrainOptions, override
-from zoo.data import DATASETS, DataError
+from zoo.data import DATASETS, TEXT_DATASETS, DataError
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -131,8 +131,9 @@ def cmd_train(args) -> int:
     print(f"  final train loss   {summary['train_loss']:.4f} nats/datapoint")
     print(f"  test ELBO (500)    {summary['test_elbo_500']:.4f} nats/datapoint")
     print(f"  metrics            {out / 'metrics.json'}  (per epoch: {out / 'metrics.jsonl'})")
-    print(f"  samples            {out / 'samples.png'}")
-    print(f"  reconstructions    {out / 'reconstructions.png'}")
+    pictures = "txt" if summary["dataset"] in TEXT_DATASETS else "png"  # text runs write decoded strings
+    print(f"  samples            {out / ('samples.' + pictures)}")
+    print(f"  reconstructions    {out / ('reconstructions.' + pictures)}")
     print(f"  checkpoint         {out / 'checkpoint.ckpt'}  (continue with --resume --out {out})")
     if args.evaluate:
         return _evaluate(out, args.eval_k, args.limit_test, None)
