@@ -165,7 +165,7 @@ def cmd_reproduce(args) -> int:
     out = Path(args.out) if args.out else DEFAULT_OUT
     log = (lambda *a, **k: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     entry = reproduce(select_variants(args.variant), budget=args.budget, backend=args.backend, seeds=args.seeds,
-                      out=out, workdir=args.keep_runs, log=log, data_dir=args.data_dir)
+                      out=out, workdir=args.keep_runs, log=log, data_dir=args.data_dir, only=args.claim)
     print(format_table(entry))
     print(f"  written to {out / RESULTS_FILE}")
     return 0
@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--seeds", type=int, default=None, help="seeds per contender (default: the budget's)")
     reproduce.add_argument("--out", default=None, help="folder of claims.json (default benchmarks/results)")
     reproduce.add_argument("--keep-runs", default=None, metavar="DIR", help="keep the run folders here")
+    reproduce.add_argument("--claim", action="append", default=None, metavar="ID", help="only this claim (repeatable)")
     reproduce.add_argument("--data-dir", default=None, help="folder with the IDX files (fashion-mnist)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
     reproduce.set_defaults(run=cmd_reproduce)
