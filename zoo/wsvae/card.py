@@ -53,11 +53,11 @@ CARD = MathCard(
     objective=(
         Equation(
             "wsvae.4",
-            r"\mathcal L_{\text{wake}}(\theta, \phi; x) = -\,\mathbb E_{q_\phi(z\mid x)} \log p_\theta(x \mid z, \tilde x_{<t}) + \beta_t\, \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)",
+            r"\mathcal L_{\text{wake}}(\theta, \phi; x) = -\,\mathbb E_{q_\phi(z\mid x)} \sum_{t=1}^{L} \log p_\theta(x_t \mid \tilde x_{1:t-1}, z) + \beta_t\, \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)",
             "The wake step, the negative ELBO, steps encoder and decoder. Options: word dropout "
-            "(the decoder's inputs x-tilde are x with tokens replaced by <unk> with probability "
-            "word_dropout) and KL annealing (beta_t rises linearly from 0 to 1 over kl_anneal_steps); "
-            "without them beta_t = 1 and x-tilde = x.",
+            "(the decoder is fed x-tilde, x with tokens replaced by <unk> with probability "
+            "word_dropout) and KL annealing (the weight beta_t, with t the step count here, rises "
+            "linearly from 0 to 1 over kl_anneal_steps); without them beta_t = 1 and x-tilde = x.",
         ),
         Equation(
             "wsvae.5",
