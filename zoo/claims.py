@@ -158,4 +158,4 @@ ONE_CLASS_QUICK = Budget(dataset="digits", epochs=10, seeds=2, batch_size=64, li
                          options={"normal_class": (0, 1)}, tune={"svdd_weight": (1.0, 10.0)})
 ONE_CLASS_FULL = Budget(dataset="fashion-mnist", epochs=8, seeds=2, batch_size=128, limit_train=10000,
                         limit_test=300, eval_k=100, validation=1000, settings={"score_samples": 100},
-                        options={"normal_class": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)})
+                        options={"normal_class": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)}, tune={"svdd_weight": (1.0, 10.0)})
