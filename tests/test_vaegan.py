@@ -289,7 +289,7 @@ def test_cli_pyro_trains_evaluates_with_fd_and_resumes_exactly(tmp_path, capsys)
     assert main(tiny_args("vaegan", "pyro", resumed, 1, *TINY_SET)) == 0
     assert main(tiny_args("vaegan", "pyro", resumed, 2, *TINY_SET, "--resume")) == 0
     np.testing.assert_allclose(_history(resumed), _history(reference), rtol=1e-6)
-    ours, theirs = (torch.load(io.BytesIO((o / "checkpoint.ckpt").read_bytes()), weights_only=False) for o in (resumed, reference))
+    ours, theirs = (torch.load(io.BytesIO((o / "checkpoint.ckpt").read_bytes()), weights_only=True) for o in (resumed, reference))
     for key, value in theirs["variant"].items():
         np.testing.assert_allclose(ours["variant"][key].numpy(), value.numpy(), rtol=1e-6, atol=1e-7)
     assert set(ours["optimizer"]) == set(GROUPS)  # the checkpoint holds every optimizer
@@ -308,14 +308,14 @@ def test_cli_pyro_pixel_baseline_trains(tmp_path):
 @pytest.mark.slow
 def test_cli_numpyro_trains_evaluates_and_resumes_exactly(tmp_path, capsys):
     """Slow: XLA compiles the conv nets' epoch (tens of seconds on 2 cores)."""
-    import pickle
+    from zoo.checkpoint import load_arrays
 
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     assert main(tiny_args("vaegan", "numpyro", reference, 2, *TINY_SET)) == 0
     assert main(tiny_args("vaegan", "numpyro", resumed, 1, *TINY_SET)) == 0
     assert main(tiny_args("vaegan", "numpyro", resumed, 2, *TINY_SET, "--resume")) == 0
     np.testing.assert_allclose(_history(resumed), _history(reference), rtol=1e-6)
-    ours, theirs = (pickle.loads((o / "checkpoint.ckpt").read_bytes())["leaves"] for o in (resumed, reference))
+    ours, theirs = (load_arrays((o / "checkpoint.ckpt").read_bytes())[1] for o in (resumed, reference))
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert main(["evaluate", str(reference), "--k", "5"]) == 0
