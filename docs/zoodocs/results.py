@@ -48,10 +48,17 @@ class Run:
     def headline(self) -> str | None:
         """The run's headline figure, e.g. ``test NLL 85.12 (pyro, digits)``."""
         sources = {"eval": self.evaluation or {}, "metrics": self.metrics}
+        # An anomaly detector's headline is its own score's AUROC, not a likelihood.
+        for record in (sources["eval"], sources["metrics"]):
+            for key, value in record.items():
+                if key.startswith("auroc_") and key != "auroc_elbo" and isinstance(value, (int, float)):
+                    return f"AUROC ({key.removeprefix('auroc_')}) {value:.3f} ({self.backend}, {self.dataset})"
         for source, key, label in HEADLINES:
             value = sources[source].get(key)
             if isinstance(value, (int, float)):
-                return f"{label} {value:.2f} ({self.backend}, {self.dataset})"
+                khat = sources[source].get("psis_khat_mean") if source == "eval" else None
+                trust = f", k-hat {khat:.2f}" if isinstance(khat, (int, float)) else ""
+                return f"{label} {value:.2f}{trust} ({self.backend}, {self.dataset})"
         return None
 
     def figures(self) -> dict[str, object]:
@@ -111,3 +118,46 @@ def benchmark_files(root: Path) -> list[Path]:
 def benchmark_scripts(root: Path) -> list[Path]:
     folder = Path(root) / "benchmarks"
     return sorted(folder.glob("*.py")) if folder.is_dir() else []
+
+
+CLAIMS_FILE = "benchmarks/results/claims.json"
+
+
+def _mean_sd(value) -> str | None:
+    if isinstance(value, (int, float)):
+        return f"{value:.4g}"
+    if isinstance(value, dict) and isinstance(value.get("mean"), (int, float)):
+        sd = value.get("sd")
+        return f"{value['mean']:.4g} ± {sd:.2g}" if isinstance(sd, (int, float)) else f"{value['mean']:.4g}"
+    return None
+
+
+def claim_summary(record: dict) -> str:
+    """A claim's measured figure in words: ours against the reference, with k-hat
+    when the figure is importance-sampled."""
+    if isinstance(record.get("summary"), str):
+        return record["summary"]
+    ours = _mean_sd(record.get("ours"))
+    reference = _mean_sd(record.get("baseline", record.get("reference")))
+    text = ours or "—"
+    if reference:
+        text += f" vs {reference}"
+    khat = record.get("khat", record.get("psis_khat_mean"))
+    if isinstance(khat, (int, float)):
+        text += f" (k-hat {khat:.2f})"
+    return text
+
+
+def claim_records(root: Path) -> dict[str, dict]:
+    """``{claim id: record}`` from the last ``vaezoo reproduce`` (``benchmarks/results/claims.json``),
+    each record with a ``summary`` and a ``verdict`` for the docs; empty when none was run."""
+    record = _read_json(Path(root) / CLAIMS_FILE) if (Path(root) / CLAIMS_FILE).is_file() else None
+    if not record:
+        return {}
+    claims = record.get("claims", record)
+    items = claims.values() if isinstance(claims, dict) else claims
+    found = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            found[item["id"]] = {**item, "summary": claim_summary(item), "verdict": item.get("verdict", "—")}
+    return found

@@ -1,4 +1,4 @@
-"""The math card of the LSVAE (VARIANTS.md §10)."""
+"""The math card of the LSVAE."""
 
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
 
