@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,11 @@ def history(out: Path) -> list[float]:
 def final_weights(out: Path, backend: str) -> list[np.ndarray]:
     data = (out / zrun.CHECKPOINT).read_bytes()
     if backend == "pyro":
-        state = torch.load(io.BytesIO(data), weights_only=False)
+        state = torch.load(io.BytesIO(data), weights_only=True)
         return [value.numpy() for value in state["variant"].values()]
-    return [np.asarray(leaf) for leaf in pickle.loads(data)["leaves"]]
+    from zoo.checkpoint import load_arrays
+
+    return load_arrays(data)[1]
 
 
 def assert_same_run(resumed: Path, reference: Path, backend: str) -> None:

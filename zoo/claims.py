@@ -21,7 +21,9 @@ from typing import Mapping
 # checked against the paper or the authors' code; quoted by a detailed third-party
 # reproduction; remembered, not re-checked; or not checkable at all.
 FIGURE_STATUSES = ("confirmed", "secondary", "recalled", "unconfirmed")
-DIRECTIONS = ("higher", "lower")
+# "higher"/"lower": ours must beat the reference by at least ``margin`` (a negative
+# margin is a tolerance: "no worse than by"); "near": within ``margin`` of it.
+DIRECTIONS = ("higher", "lower", "near")
 BUDGETS = ("quick", "full")
 
 
@@ -47,8 +49,15 @@ class Contender:
     tune: Mapping[str, tuple] = field(default_factory=dict)
     tune_metric: str | None = None
     tune_direction: str = "higher"
+    # The metric read from this contender's runs, when it differs from the claim's
+    # (the VAE's ``auroc_elbo`` against VAE-SVDD's ``auroc_svdd``).
+    metric: str | None = None
 
     def __post_init__(self):
+        if self.tune and self.tune_metric is None:
+            raise ValueError(f"contender {self.label}: a tune grid needs a tune_metric")
+        if self.tune_direction not in ("higher", "lower"):
+            raise ValueError(f"tune_direction must be 'higher' or 'lower', got {self.tune_direction!r}")
         object.__setattr__(self, "settings", _frozen(self.settings))
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "tune", _frozen(self.tune))
@@ -81,6 +90,17 @@ class Budget:
     validation: int = 0  # training rows held out for tuning (0: no tuning needed)
     eval_k: int = 100  # importance samples per test point for likelihood metrics
     binarize: str = "dynamic"
+    # Config values every contender of the claim gets at this budget (smaller
+    # networks for ``quick``); a contender's own settings win. Fields a variant's
+    # config lacks are skipped.
+    settings: Mapping = field(default_factory=dict)
+    # Training options at this budget (``labels``, ``normal_class``...). A tuple of
+    # normal classes means one one-class run per class, the metric averaged.
+    options: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "settings", _frozen(self.settings))
+        object.__setattr__(self, "options", _frozen(self.options))
 
 
 @dataclass(frozen=True)
@@ -117,3 +137,20 @@ class Claim:
         unknown = set(self.budgets) - set(BUDGETS)
         if unknown:
             raise ValueError(f"claim {self.id}: unknown budgets {sorted(unknown)}; use {BUDGETS}")
+
+
+# --- the zoo's two protocols ------------------------------------------------------
+# ``quick`` runs on digits in seconds per variant (tests and CI run it); ``full`` is
+# a reduced Fashion-MNIST protocol sized for a 2-core CPU (a 10,000-image subset,
+# 10 epochs, 2 seeds); each card adapts them with ``dataclasses.replace``.
+QUICK = Budget(dataset="digits", epochs=10, seeds=2, batch_size=64, lr=1e-3, limit_test=200, eval_k=50,
+               settings={"hidden": (64,)})
+FULL = Budget(dataset="fashion-mnist", epochs=10, seeds=2, batch_size=128, lr=1e-3, limit_train=10000,
+              limit_test=500, eval_k=500)
+# One-class anomaly detection: the metric averaged over these normal classes.
+ONE_CLASS_QUICK = Budget(dataset="digits", epochs=10, seeds=2, batch_size=64, limit_test=200, eval_k=50,
+                         validation=300, settings={"hidden": (64,), "score_samples": 50},
+                         options={"normal_class": (0, 1)})
+ONE_CLASS_FULL = Budget(dataset="fashion-mnist", epochs=10, seeds=2, batch_size=128, limit_train=10000,
+                        limit_test=500, eval_k=100, validation=1000, settings={"score_samples": 100},
+                        options={"normal_class": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)})

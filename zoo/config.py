@@ -54,6 +54,7 @@ class TrainOptions:
     device: str = "cpu"
     limit_train: int | None = None
     limit_test: int | None = None
+    devices: int = 1  # data-parallel: processes (Pyro, torchrun) or mesh devices (NumPyro); zoo.distributed
     extra: dict = field(default_factory=dict)  # variant-specific data options (labels, normal class...)
 
 

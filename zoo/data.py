@@ -557,6 +557,42 @@ def _random_subset(x: np.ndarray, y: np.ndarray, limit: int | None, option: str)
 
 
 # --------------------------------------------------------------------------
+# Model selection: a validation split carved from the training data
+# --------------------------------------------------------------------------
+
+
+def validation_split(dataset: Dataset, num_validation: int, seed: int = 0) -> Dataset:
+    """Hold out ``num_validation`` training examples and make them the test set.
+
+    Hyperparameters are chosen on these rows, never on the test set (VARIANTS.md
+    §19, item 10): a run trained on the returned dataset is scored on training
+    images it never saw. The rows are a random subset drawn with ``seed``; the
+    training set keeps the rest, in order. Apply it before ``one_class_split`` and
+    ``select_labelled`` so that both act on the reduced training set.
+    """
+    count = len(dataset.x_train)
+    if not 0 < num_validation < count:
+        raise DataError(
+            f"a validation split of {num_validation} rows needs 1..{count - 1} of the "
+            f"{count} training examples of {dataset.name}."
+        )
+    rng = np.random.default_rng([SUBSET_SEED, seed])
+    held_out = np.zeros(count, dtype=bool)
+    held_out[rng.choice(count, size=num_validation, replace=False)] = True
+    changes = {
+        "x_train": dataset.x_train[~held_out],
+        "y_train": dataset.y_train[~held_out],
+        "x_test": dataset.x_train[held_out],
+        "y_test": dataset.y_train[held_out],
+    }
+    if dataset.s_train is not None:
+        changes.update(s_train=dataset.s_train[~held_out], s_test=dataset.s_train[held_out])
+    if dataset.labelled is not None:
+        changes.update(labelled=dataset.labelled[~held_out])
+    return dataclasses.replace(dataset, **changes)
+
+
+# --------------------------------------------------------------------------
 # Anomaly detection
 # --------------------------------------------------------------------------
 

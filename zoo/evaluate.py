@@ -7,7 +7,18 @@ For each test datapoint, K importance weights ``w_k = p(x, z_k) / q(z_k|x)`` wit
 - the importance-sampled log-likelihood ``log (1/K) sum_k w_k`` (Burda et al.'s
   ``L_K``, a stochastic lower bound of ``log p(x)`` that tightens with K),
 - ArviZ's Pareto-smoothed importance sampling shape ``k-hat`` of the weights: the
-  guide is a trustworthy proposal for that datapoint when ``k-hat <= 0.7``.
+  guide is a trustworthy proposal for that datapoint when ``k-hat <= 0.7``. When
+  most datapoints exceed it, ``L_K`` is a loose lower bound and comparisons on it
+  are refused (VARIANTS.md §19, item 7): :func:`format_table` says so.
+
+The proposal need not be the guide (``proposal="defensive"`` or ``"prior"``, see
+:mod:`zoo.pyro_backend.objectives.proposal`): every proposal with full support
+gives an unbiased estimate of ``p(x)`` inside the log, so ``L_K`` stays a
+stochastic lower bound, and a defensive mixture keeps the weights bounded for any
+encoder.
+
+MMD statistics (:func:`mmd_u_statistic`, :func:`mmd_test`) are the unbiased
+U-statistic with a bootstrap interval and a permutation p-value, numpy only.
 
 Datapoints are processed in blocks and particles in chunks, so memory stays bounded
 for K=5000 on the full test set.
@@ -44,17 +55,66 @@ def psis_khat(log_weights: np.ndarray) -> np.ndarray:
     return np.asarray(khat)
 
 
+PROPOSALS = ("guide", "defensive", "prior")
+
+
+def proposal_log_weights(trainer, arrays: dict, num_particles: int, proposal: str = "guide") -> np.ndarray:
+    """``(K, B)`` log weights ``log p(x, z) - log r(z|x)``, ``z ~ r``, for the proposal
+    ``r`` named by ``proposal`` (the guide, the defensive mixture or the prior).
+
+    Works for any trainer of either backend: the proposal is a handler around the
+    variant's own ``log_weights`` that swaps the guide's Normal latent sites.
+    """
+    if proposal == "guide":
+        return trainer.log_weights(arrays, num_particles)
+    if proposal not in PROPOSALS:
+        raise ValueError(f"unknown proposal {proposal!r}; choose one of {', '.join(PROPOSALS)}")
+    if getattr(trainer, "backend", None) == "pyro":
+        from zoo.pyro_backend.objectives.proposal import ProposalMessenger
+
+        with ProposalMessenger(proposal):
+            return trainer.log_weights(arrays, num_particles)
+    if getattr(trainer, "backend", None) == "numpyro":
+        return _numpyro_proposal_log_weights(trainer, arrays, num_particles, proposal)
+    raise ValueError(f"proposal {proposal!r} needs a Pyro or NumPyro trainer")
+
+
+def _numpyro_proposal_log_weights(trainer, arrays, num_particles, proposal):
+    # The trainer's own log_weights is jit-compiled once; a handler around a later
+    # call would not be traced. A compiled function per proposal, kept on the trainer.
+    import jax
+    import jax.numpy as jnp
+
+    from zoo.numpyro_backend.objectives.proposal import ProposalMessenger
+
+    compiled = trainer.__dict__.setdefault("_proposal_log_weights", {})
+    if proposal not in compiled:
+        def impl(params, key, k, batch):
+            with ProposalMessenger(kind=proposal):
+                return trainer.variant.log_weights(params, key, k, **batch)
+
+        compiled[proposal] = jax.jit(impl, static_argnums=2)
+    trainer.root_key, key = jax.random.split(trainer.root_key)
+    batch = {k: jnp.asarray(v) for k, v in arrays.items()}
+    return np.asarray(compiled[proposal](trainer.params, key, num_particles, batch), dtype=np.float64)
+
+
 def importance_sampled_metrics(
-    trainer, arrays: dict, num_particles: int, block_size: int = 100, particle_chunk: int = 500
+    trainer, arrays: dict, num_particles: int, block_size: int = 100, particle_chunk: int = 500,
+    proposal: str = "guide",
 ) -> dict:
-    """Per-datapoint ELBO, L_K and k-hat, averaged over ``arrays``."""
+    """Per-datapoint ELBO, L_K and k-hat, averaged over ``arrays``.
+
+    With another ``proposal`` than the guide, ``test_elbo`` is ``E_r log w``, a
+    bound under that proposal, not the model's ELBO.
+    """
     n = len(arrays["x"])
     elbo, log_likelihood, khat = [], [], []
     for start in range(0, n, block_size):
         block = {k: v[start : start + block_size] for k, v in arrays.items()}
         chunks = []
         for done in range(0, num_particles, particle_chunk):
-            chunks.append(trainer.log_weights(block, min(particle_chunk, num_particles - done)))
+            chunks.append(proposal_log_weights(trainer, block, min(particle_chunk, num_particles - done), proposal))
         log_w = np.concatenate(chunks, axis=0)  # (K, block)
         elbo.append(log_w.mean(axis=0))
         log_likelihood.append(np.logaddexp.reduce(log_w, axis=0) - np.log(num_particles))
@@ -64,6 +124,7 @@ def importance_sampled_metrics(
     return {
         "num_test": int(n),
         "k": int(num_particles),
+        "proposal": proposal,
         "test_elbo": float(elbo.mean()),
         "test_log_likelihood": float(log_likelihood.mean()),
         "test_nll": float(-log_likelihood.mean()),
@@ -74,7 +135,31 @@ def importance_sampled_metrics(
     }
 
 
-def evaluate(run_dir: Path, k: int = 5000, limit: int | None = None, device: str | None = None) -> dict:
+def generic_metrics(trainer, arrays: dict, num_points: int = 1000) -> dict:
+    """Metrics every variant can be scored on, so that claims compare like with like.
+
+    - ``test_reconstruction_mse``: mean squared error per pixel of the variant's own
+      ``reconstruct`` on the first ``num_points`` test images;
+    - for a one-class run, ``auroc_elbo``: the AUROC of the ``-ELBO`` score
+      (zoo.anomaly), the baseline of every anomaly-detection claim.
+    """
+    shown = {key: value[:num_points] for key, value in arrays.items()}
+    metrics = {"test_reconstruction_mse": float(np.mean((trainer.reconstruct(shown) - shown["x"]) ** 2))}
+    if getattr(trainer.dataset, "normal_class", None) is not None:
+        from zoo.anomaly import scores_auroc
+
+        metrics.update(scores_auroc(trainer))
+    return metrics
+
+
+def evaluate(run_dir: Path, k: int = 5000, limit: int | None = None, device: str | None = None,
+             proposal: str = "guide", extra: bool = True) -> dict:
+    """Evaluate a trained run on its test set and write ``eval.json``.
+
+    ``proposal``: the importance-sampling proposal of ``L_K`` (guide, defensive or
+    prior); k-hat is always reported beside it. With ``extra=False`` the variant's
+    own ``extra_metrics`` (written into metrics.json by training) are not recomputed.
+    """
     trainer, variant, config, options, epoch = restore(Path(run_dir), device=device)
     arrays = trainer.test_data()
     if limit is not None:
@@ -86,19 +171,152 @@ def evaluate(run_dir: Path, k: int = 5000, limit: int | None = None, device: str
         "binarize": trainer.dataset.binarize,
         "epochs_trained": epoch + 1,
     }
-    results.update(importance_sampled_metrics(trainer, arrays, k))
-    results.update(trainer.extra_metrics())
+    results.update(importance_sampled_metrics(trainer, arrays, k, proposal=proposal))
+    results.update(generic_metrics(trainer, arrays))
+    if extra:
+        results.update(trainer.extra_metrics())
     atomic_write(Path(run_dir) / "eval.json", json.dumps(results, indent=2).encode())
     return results
 
 
+# Keys of importance-sampled figures: each is shown with its k-hat.
+IMPORTANCE_SAMPLED = ("test_log_likelihood", "test_nll")
+
+
+def khat_unreliable(results: dict) -> bool:
+    """True when most datapoints have k-hat above 0.7: ``L_K`` is then a loose lower
+    bound and comparisons on it are refused (VARIANTS.md §19, item 7)."""
+    fraction = results.get("psis_khat_fraction_above_0.7")
+    return fraction is not None and fraction > 0.5
+
+
 def format_table(results: dict) -> str:
+    """The results as aligned ``key  value`` lines; every importance-sampled figure
+    carries its PSIS k-hat, and a warning line when most k-hat exceed 0.7."""
     width = max(len(key) for key in results)
+    mean_khat, fraction = results.get("psis_khat_mean"), results.get("psis_khat_fraction_above_0.7")
+    if fraction is None:
+        note = "  (k-hat: n/a, K < %d)" % PSIS_MIN_PARTICLES
+    else:
+        note = f"  (k-hat mean {mean_khat:.2f}, {100 * fraction:.0f}% > {KHAT_THRESHOLD})"
     lines = []
     for key, value in results.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        lines.append(f"{key:<{width}}  {shown}")
+        lines.append(f"{key:<{width}}  {shown}" + (note if key in IMPORTANCE_SAMPLED else ""))
+    if khat_unreliable(results):
+        lines.append(
+            f"WARNING: most k-hat exceed {KHAT_THRESHOLD}: the {results.get('proposal', 'guide')} proposal is poor and "
+            "the log-likelihood is a loose lower bound; do not compare it (try --proposal defensive)"
+        )
     return "\n".join(lines)
+
+
+# --- MMD as a statistic -------------------------------------------------------
+
+
+def _pooled_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    pooled = np.concatenate([np.asarray(a, np.float64), np.asarray(b, np.float64)])
+    squared = np.sum(pooled**2, 1)[:, None] + np.sum(pooled**2, 1)[None, :] - 2 * pooled @ pooled.T
+    kernel = np.exp(-gamma * np.maximum(squared, 0.0))
+    np.fill_diagonal(kernel, 0.0)  # the U-statistic drops the i = j terms
+    return kernel
+
+
+def _u_statistics(kernel: np.ndarray, weights_a: np.ndarray, weights_b: np.ndarray) -> np.ndarray:
+    """U-statistic MMD^2 for rows of multiplicity vectors over the pooled sample
+    (shape (R, n + m) each); ``kernel`` has a zero diagonal."""
+    def pair_sum(u, v):
+        return np.einsum("ri,ri->r", u @ kernel, v)
+
+    def pairs(u):  # ordered pairs of distinct draws
+        return u.sum(1) ** 2 - (u**2).sum(1)
+
+    return (pair_sum(weights_a, weights_a) / pairs(weights_a) + pair_sum(weights_b, weights_b) / pairs(weights_b)
+            - 2 * pair_sum(weights_a, weights_b) / (weights_a.sum(1) * weights_b.sum(1)))
+
+
+def mmd_u_statistic(a, b, gamma: float) -> float:
+    """The unbiased estimate of ``MMD^2`` (Gretton et al. 2012, eq. 3) with the
+    Gaussian kernel ``exp(-gamma ||.||^2)``: the V-statistic without its i = j terms.
+    Its mean is 0 when ``a`` and ``b`` come from one distribution (it can be negative)."""
+    n, m = len(a), len(b)
+    membership = np.concatenate([np.ones(n), np.zeros(m)])[None]
+    return float(_u_statistics(_pooled_kernel(a, b, gamma), membership, 1 - membership)[0])
+
+
+def mmd_test(a, b, gamma: float, num_resamples: int = 200, seed: int = 0, level: float = 0.95) -> dict:
+    """``MMD^2_u`` with a bootstrap interval and a permutation test.
+
+    - ``mmd_u``: :func:`mmd_u_statistic`;
+    - ``mmd_u_low`` / ``mmd_u_high``: the ``level`` percentile interval over
+      ``num_resamples`` bootstrap resamples of each sample (draws of one point twice
+      are not paired with each other);
+    - ``mmd_p_value``: the fraction of random relabellings of the pooled sample
+      whose statistic reaches the observed one (with the observed labelling counted),
+      the test of ``p_a = p_b``.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n, m = len(a), len(b)
+    kernel = _pooled_kernel(a, b, gamma)
+    rng = np.random.default_rng(seed)
+    observed = np.concatenate([np.ones(n), np.zeros(m)])
+    value = float(_u_statistics(kernel, observed[None], 1 - observed[None])[0])
+    counts_a = np.zeros((num_resamples, n + m))
+    counts_b = np.zeros((num_resamples, n + m))
+    for r in range(num_resamples):
+        np.add.at(counts_a[r], rng.integers(0, n, n), 1.0)
+        np.add.at(counts_b[r], n + rng.integers(0, m, m), 1.0)
+    boot = _u_statistics(kernel, counts_a, counts_b)
+    relabelled = np.stack([rng.permutation(observed) for _ in range(num_resamples)])
+    null = _u_statistics(kernel, relabelled, 1 - relabelled)
+    tail = (1 - level) / 2
+    return {
+        "mmd_u": value,
+        "mmd_u_low": float(np.quantile(boot, tail)),
+        "mmd_u_high": float(np.quantile(boot, 1 - tail)),
+        "mmd_p_value": float((1 + np.sum(null >= value)) / (1 + num_resamples)),
+    }
+
+
+def mmd_metrics(z, prior, gamma: float) -> dict:
+    """The aggregate-posterior MMD as reported: the unbiased U-statistic with its
+    bootstrap interval and permutation p-value (zoo.evaluate.mmd_test); the biased
+    V-statistic, whose floor 2(1 - E k)/n hides small differences (VARIANTS.md §11),
+    beside it for reference; and the kernel parameter."""
+    test = mmd_test(z, prior, gamma, num_resamples=100)
+    v_statistic = mmd_v_statistic(z, prior, gamma)
+    return {
+        "mmd_aggregate_posterior": test["mmd_u"],
+        "mmd_aggregate_posterior_low": test["mmd_u_low"],
+        "mmd_aggregate_posterior_high": test["mmd_u_high"],
+        "mmd_aggregate_posterior_p_value": test["mmd_p_value"],
+        "mmd_aggregate_posterior_v": v_statistic,
+        "mmd_gamma": float(gamma),
+    }
+
+
+def mmd_v_statistic(a, b, gamma: float) -> float:
+    import numpy as np
+
+    def mean_kernel(p, q):
+        return np.mean(np.exp(-gamma * np.maximum(np.sum(p**2, 1)[:, None] + np.sum(q**2, 1)[None] - 2 * p @ q.T, 0)))
+
+    return float(mean_kernel(a, a) + mean_kernel(b, b) - 2 * mean_kernel(a, b))
+
+
+def gaussian_mmd_squared(mean_a, var_a: float, mean_b, var_b: float, gamma: float) -> float:
+    """Closed-form ``MMD^2`` between ``N(mean_a, var_a I)`` and ``N(mean_b, var_b I)``
+    with the kernel ``exp(-gamma ||.||^2)``, from
+    ``E k = (1 + 2 gamma s)^(-d/2) exp(-gamma ||Δ||^2 / (1 + 2 gamma s))`` for
+    ``z - z' ~ N(Δ, s I)``."""
+    mean_a, mean_b = np.atleast_1d(np.asarray(mean_a, np.float64)), np.atleast_1d(np.asarray(mean_b, np.float64))
+    d = len(mean_a)
+
+    def expected_kernel(delta, s):
+        return (1 + 2 * gamma * s) ** (-d / 2) * np.exp(-gamma * np.sum(delta**2) / (1 + 2 * gamma * s))
+
+    return float(expected_kernel(0.0, 2 * var_a) + expected_kernel(0.0, 2 * var_b)
+                 - 2 * expected_kernel(mean_a - mean_b, var_a + var_b))
 
 
 def latent_knn_accuracy(encode, dataset, num_labels: int = 1000, neighbours: int = 5, seed: int = 0) -> float:

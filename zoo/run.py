@@ -67,6 +67,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+# Files only the (single) training process writes; their leftover temporary files
+# (a process killed inside atomic_write) are removed when the next one starts.
+# eval.json's are not: an evaluation may be writing one right now.
+TRAINER_FILES = (CHECKPOINT, RUN_FILE, "metrics.json")
+
+
+def remove_stale_temporaries(out: Path) -> list[str]:
+    """Delete ``checkpoint.ckpt.*.tmp`` and the like left by a killed run; returns their names."""
+    removed = []
+    for name in TRAINER_FILES:
+        for stale in Path(out).glob(f"{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale.name)
+    return sorted(removed)
+
+
 def make_trainer(variant: str, config, options):
     """Load the data and build the backend's trainer (imports that backend only)."""
     dataset = load_dataset(
@@ -77,6 +93,12 @@ def make_trainer(variant: str, config, options):
         limit_train=options.limit_train,
         limit_test=options.limit_test,
     )
+    # Model selection (zoo.reproduce): the run is scored on held-out training rows.
+    validation = options.extra.get("validation")
+    if validation:
+        from zoo.data import validation_split
+
+        dataset = validation_split(dataset, int(validation), seed=int(options.extra.get("validation_seed", 0)))
     normal_class = options.extra.get("normal_class")
     if normal_class is not None:
         from zoo.data import one_class_split
@@ -110,31 +132,54 @@ def save_run_file(out: Path, variant: str, config, options) -> None:
 
 
 def load_run_file(out: Path):
+    """``(variant, config, options)`` recorded in ``out/run.json``.
+
+    A missing, unreadable or hand-damaged file is a :class:`RunError` naming it.
+    """
     path = Path(out) / RUN_FILE
     if not path.exists():
         raise RunError(f"{path} not found: {out} is not a vaezoo run directory (train one with 'vaezoo train')")
-    record = json.loads(path.read_text())
-    variant = record["variant"]
-    config = zconfig.from_dict(registry.config_class(variant), record["config"])
-    options = zconfig.TrainOptions(**record["options"])
+    fix = "restore it from a copy, or train the run again with --overwrite"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"{path} could not be read as JSON ({_first_line(error)}); {fix}") from None
+    try:
+        variant = record["variant"]
+        config = zconfig.from_dict(registry.config_class(variant), record["config"])
+        options = zconfig.TrainOptions(**record["options"])
+    except registry.UnknownVariantError as error:
+        raise RunError(f"{path} names a variant this vaezoo does not have ({_first_line(error)}); {fix}") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise RunError(f"{path} is not a vaezoo run record ({type(error).__name__}: {_first_line(error)}); {fix}") from None
     return variant, config, options
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def load_checkpoint(trainer, checkpoint: Path) -> int:
     """Load ``checkpoint`` into ``trainer``; returns its epoch.
 
-    A damaged file, or one written by another variant or config, cannot be
-    loaded; the user is told so instead of seeing the unpickler's traceback.
+    Only the formats of zoo/checkpoint.py are read, and none of them can run code.
+    A damaged file (random bytes, a truncated copy), a checkpoint of an older
+    vaezoo (a pickle: never loaded) or one written by another variant or config
+    cannot be loaded; the user gets one sentence naming the file, not a traceback.
     """
-    import pickle
-
     try:
-        return trainer.load_state_bytes(checkpoint.read_bytes())
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, RuntimeError) as error:
-        detail = (str(error).splitlines() or [type(error).__name__])[0]
+        data = checkpoint.read_bytes()
+    except OSError as error:
+        raise RunError(f"{checkpoint} could not be read ({_first_line(error)}); check its permissions") from None
+    try:
+        return trainer.load_state_bytes(data)
+    except Exception as error:  # noqa: BLE001 - any parser failure means the same to the user
+        detail = _first_line(error)
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
         raise RunError(
-            f"{checkpoint} could not be loaded ({detail}): it is damaged or belongs to another "
-            "variant or config. Train the run again without --resume."
+            f"{checkpoint} could not be loaded ({type(error).__name__}: {detail}): it is damaged, written by "
+            "an older vaezoo, or belongs to another variant or config. Train the run again with --overwrite."
         ) from None
 
 
@@ -163,6 +208,7 @@ def train(variant: str, config, options, out: Path, resume: bool = False, progre
     """Train ``variant``; write checkpoints, metrics and pictures into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     start_epoch = 0
     if resume:
         # Checked first: a folder without a checkpoint has nothing to resume, whatever

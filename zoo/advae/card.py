@@ -2,7 +2,12 @@
 
 import math
 
+import dataclasses
+
+from zoo.claims import FULL, QUICK, Claim, Contender, PaperFigure
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
+
+from zoo.claims import ONE_CLASS_FULL, ONE_CLASS_QUICK  # noqa: E402
 
 CARD = MathCard(
     name="advae",
@@ -111,5 +116,17 @@ CARD = MathCard(
         "squared distance, large for 8x8 images; the margins are not tuned.",
         "Not implemented: the official threshold (0.9 quantile of a Silverman KDE of the training scores) "
         "and the precision/recall/F1 it gives; the zoo reports threshold-free AUROC.",
+    ),
+    claims=(
+        Claim(
+            id="advae.auroc_above_vae",
+            statement="adVAE's mean one-class AUROC is above a VAE's -ELBO score",
+            metric="auroc_recon",
+            ours=Contender("adVAE", "advae"),
+            baseline=Contender("VAE -ELBO", "vae", metric="auroc_elbo"),
+            direction="higher",
+            paper=PaperFigure("AUROC above VAE on ODDS tables", "Wang et al. 2020, Table 3", "unconfirmed"),
+            budgets={"quick": ONE_CLASS_QUICK, "full": ONE_CLASS_FULL},
+        ),
     ),
 )

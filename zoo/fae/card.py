@@ -1,5 +1,8 @@
 """The math card of the FAE, the Fisher autoencoder."""
 
+import dataclasses
+
+from zoo.claims import FULL, QUICK, Claim, Contender, PaperFigure
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
 
 CARD = MathCard(
@@ -81,5 +84,18 @@ CARD = MathCard(
         "another latent size or image size, rescale F_z and F_x'.",
         "Implemented as a TraceMeanField_ELBO subclass (analytic KL) that reads sigma_phi(x) from the guide's "
         "trace and sigma_theta(z) from the model's trace at the same draw of z.",
+    ),
+    claims=(
+        Claim(
+            id="fae.fisher_tracks_target",
+            statement="the realised Fisher information J(z) lands within 20% of its target F_z = 500",
+            metric="fisher_information_z",
+            ours=Contender("FAE", "fae"),
+            threshold=500.0,
+            direction="near",
+            margin=100.0,
+            paper=PaperFigure("J(z) controlled by F_z", "Fisher autoencoder, abstract", "unconfirmed"),
+            budgets={"quick": QUICK, "full": FULL},
+        ),
     ),
 )

@@ -15,7 +15,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
 
-from zoo.evaluate import latent_knn_accuracy
+from zoo.evaluate import latent_knn_accuracy, mmd_metrics
 from zoo.numpyro_backend.objectives import log_importance_weights, mmd
 from zoo.numpyro_backend.variant import observation, standard_normal
 from zoo.vae.numpyro_model import Variant as VAE
@@ -68,12 +68,22 @@ def aggregate_posterior_mmd(variant, params, x, rng_key, gamma: float):
     return mmd(z, jax.random.normal(prior_key, z.shape), gamma)
 
 
+def aggregate_posterior_draws(variant, params, x, rng_key):
+    """One draw of q(z|x) per image and as many prior draws (see the Pyro twin)."""
+    loc, scale = variant.apply(params, "encoder", variant.encoder, x)
+    posterior_key, prior_key = jax.random.split(rng_key)
+    z = loc + scale * jax.random.normal(posterior_key, loc.shape)
+    return z, jax.random.normal(prior_key, z.shape)
+
+
 def latent_evaluation(variant, params, dataset, rng_key, gamma: float, num_points: int = 1000, num_labels: int = 1000) -> dict:
     """The paper's latent-space checks (see the Pyro twin), for any variant with an ``encoder``.
     Each computation is jit-compiled once rather than compiled op by op."""
-    divergence = jax.jit(partial(aggregate_posterior_mmd, variant, gamma=gamma))(params, dataset.x_test[:num_points], rng_key)
+    import numpy as np
+
+    z, prior = jax.jit(partial(aggregate_posterior_draws, variant))(params, dataset.x_test[:num_points], rng_key)
     encode_jit = jax.jit(lambda p, images: variant.apply(p, "encoder", variant.encoder, images)[0])
     return {
-        "mmd_aggregate_posterior": float(divergence),
+        **mmd_metrics(np.asarray(z, np.float64), np.asarray(prior, np.float64), gamma),
         f"knn_accuracy_{num_labels}_labels": latent_knn_accuracy(lambda images: encode_jit(params, images), dataset, num_labels),
     }

@@ -20,7 +20,7 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 
-from zoo.evaluate import latent_knn_accuracy
+from zoo.evaluate import latent_knn_accuracy, mmd_metrics
 from zoo.pyro_backend.objectives import log_importance_weights, mmd
 from zoo.pyro_backend.variant import observation
 from zoo.vae.pyro_model import Variant as VAE
@@ -71,9 +71,17 @@ class Variant(VAE):
 
 
 @torch.no_grad()
+def aggregate_posterior_draws(variant, x: torch.Tensor):
+    """One draw of q(z|x) per image of ``x`` (a sample of the aggregate posterior
+    q(z)) and as many prior draws, as numpy arrays."""
+    loc, scale = variant.encoder(x)
+    z = loc + scale * torch.randn_like(loc)
+    return z.double().cpu().numpy(), torch.randn_like(z).double().cpu().numpy()
+
+
+@torch.no_grad()
 def aggregate_posterior_mmd(variant, x: torch.Tensor, gamma: float) -> float:
-    """(infovae.4) ``MMD(q(z), p(z))`` with one draw of q(z|x) per image of ``x``
-    (a sample of the aggregate posterior) against as many prior draws."""
+    """(infovae.4) the biased V-statistic ``MMD(q(z), p(z))``, the training term's estimator."""
     loc, scale = variant.encoder(x)
     z = loc + scale * torch.randn_like(loc)
     return float(mmd(z, torch.randn_like(z), gamma))
@@ -83,13 +91,14 @@ def aggregate_posterior_mmd(variant, x: torch.Tensor, gamma: float) -> float:
 def latent_evaluation(variant, dataset, device, gamma: float, num_points: int = 1000, num_labels: int = 1000) -> dict:
     """The paper's checks of the latent space, for any variant with an ``encoder``:
     the divergence of the aggregate posterior from the prior on ``num_points`` test
-    images, and a kNN classifier on ``mu_phi(x)`` fitted with ``num_labels`` labels."""
+    images (:func:`mmd_metrics`), and a kNN classifier on ``mu_phi(x)`` fitted with
+    ``num_labels`` labels."""
     x = torch.as_tensor(dataset.x_test[:num_points], device=device)
 
     def encode(images):
         return variant.encoder(torch.as_tensor(images, device=device))[0].cpu().numpy()
 
     return {
-        "mmd_aggregate_posterior": aggregate_posterior_mmd(variant, x, gamma),
+        **mmd_metrics(*aggregate_posterior_draws(variant, x), gamma),
         f"knn_accuracy_{num_labels}_labels": latent_knn_accuracy(encode, dataset, num_labels),
     }

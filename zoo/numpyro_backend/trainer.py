@@ -10,13 +10,13 @@ progress-bar tick each) without recompiling. Randomness comes from keys folded f
 from __future__ import annotations
 
 import math
-import pickle
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from zoo import registry
+from zoo.checkpoint import CheckpointError, dump_arrays, load_arrays, set_global_rng_state
 
 
 # Keys are folded from the seed: epoch e uses stream e, the rest use streams no
@@ -98,15 +98,27 @@ class Trainer:
         return total / (self.batches_per_epoch * self.batch_size)
 
     # --- checkpoints ----------------------------------------------------------
+    # The SVI state's leaves as numeric arrays in an npz, read back without pickle
+    # (zoo/checkpoint.py): a crafted file cannot run code.
     def state_bytes(self, epoch: int) -> bytes:
         leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(jax.device_get(self.state))]
-        return pickle.dumps({"epoch": epoch, "leaves": leaves})
+        return dump_arrays({"epoch": epoch, "backend": self.backend}, leaves)
 
     def load_state_bytes(self, data: bytes) -> int:
-        saved = pickle.loads(data)
+        manifest, leaves, rng = load_arrays(data)
+        current = jax.tree_util.tree_leaves(self.state)
+        if len(leaves) != len(current):
+            raise CheckpointError(f"{len(leaves)} arrays where this variant and config have {len(current)}")
+        for saved, ours in zip(leaves, current):
+            if saved.shape != ours.shape or saved.dtype != ours.dtype:
+                raise CheckpointError(
+                    f"an array of shape {saved.shape} ({saved.dtype}) where this variant and config "
+                    f"have {ours.shape} ({ours.dtype})"
+                )
         treedef = jax.tree_util.tree_structure(self.state)
-        self.state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for leaf in saved["leaves"]])
-        return saved["epoch"]
+        self.state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for leaf in leaves])
+        set_global_rng_state(rng)
+        return int(manifest["epoch"])
 
     # --- evaluation and pictures (numpy in, numpy out) ------------------------
     @property

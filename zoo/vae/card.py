@@ -1,5 +1,8 @@
 """The math card of the VAE."""
 
+import dataclasses
+
+from zoo.claims import FULL, QUICK, Claim, Contender, PaperFigure
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
 
 CARD = MathCard(
@@ -65,5 +68,19 @@ CARD = MathCard(
     notes=(
         "Trained with TraceMeanField_ELBO (analytic KL: lower-variance gradients than the sampled KL of Trace_ELBO).",
         "Default network 784-400-50 as in Pyro's and NumPyro's VAE examples; the paper used 500 hidden units and Adagrad.",
+    ),
+    claims=(
+        Claim(
+            id="vae.pyro_example",
+            statement="the zoo's VAE reaches the test log-likelihood of Pyro's own VAE example on the same data, network and epochs (no worse than by 0.5 nats)",
+            metric="test_log_likelihood",
+            ours=Contender("zoo VAE", "vae"),
+            baseline=Contender("Pyro examples/vae", "reference:pyro-vae-example"),
+            direction="higher",
+            margin=-0.5,
+            paper=PaperFigure("86.76 nats test NLL (MNIST, k=1 VAE)", "Burda et al. 2016, Table 1", "secondary"),
+            budgets={"quick": QUICK, "full": FULL},
+            note="The reference is Pyro's examples/vae loop (SVI, Trace_ELBO, pyro.optim.Adam, DataLoader) with the zoo's networks (zoo/references.py); Pyro backend only.",
+        ),
     ),
 )

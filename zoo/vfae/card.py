@@ -1,5 +1,8 @@
 """The math card of the VFAE."""
 
+import dataclasses
+
+from zoo.claims import FULL, QUICK, Claim, Contender, PaperFigure
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
 
 CARD = MathCard(
@@ -118,5 +121,40 @@ CARD = MathCard(
         "The random-Fourier-feature MMD (mmd_features = D, the paper used D = 500, as we recall it) draws fresh "
         "features at every step.",
         "Importance weights estimate p(x | s) with y summed out inside each weight (as M2).",
+    ),
+    claims=(
+        Claim(
+            id="vfae.s_near_majority",
+            statement="a logistic-regression probe predicts s from z1 barely better than the majority rate",
+            metric="s_accuracy_logreg",
+            ours=Contender("VFAE", "vfae"),
+            baseline_metric="s_majority_rate",
+            direction="near",
+            margin=0.05,
+            paper=PaperFigure("s accuracy at the majority rate on Adult, German, Health", "Louizos et al. 2016, Figure 3", "recalled"),
+            budgets={"quick": QUICK, "full": FULL},
+            note="On the zoo's offline nuisance task (s = frame of the image), not the UCI tables.",
+        ),
+        Claim(
+            id="vfae.y_accuracy_kept",
+            statement="the VFAE's y accuracy stays within 5 points of the same model without the MMD penalty (the paper's VAE)",
+            metric="y_accuracy",
+            ours=Contender("VFAE", "vfae"),
+            baseline=Contender("VFAE without MMD", "vfae", settings={"beta": 0.0}),
+            direction="higher",
+            margin=-0.05,
+            paper=PaperFigure("y accuracy close to the VAE's", "Louizos et al. 2016, Figure 3", "recalled"),
+            budgets={"quick": QUICK, "full": FULL},
+        ),
+        Claim(
+            id="vfae.discrimination_lower",
+            statement="the VFAE's predictions discriminate less between s groups than those of the model without MMD",
+            metric="discrimination",
+            ours=Contender("VFAE", "vfae"),
+            baseline=Contender("VFAE without MMD", "vfae", settings={"beta": 0.0}),
+            direction="lower",
+            paper=PaperFigure("lower discrimination than VAE and NN", "Louizos et al. 2016, Figure 3", "recalled"),
+            budgets={"quick": QUICK, "full": FULL},
+        ),
     ),
 )

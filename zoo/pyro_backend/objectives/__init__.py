@@ -17,3 +17,4 @@ from zoo.pyro_backend.objectives.fisher import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.importance import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.svdd import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.proposal import *  # noqa: F401,F403

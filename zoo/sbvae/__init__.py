@@ -1,0 +1,1 @@
+"""SB-VAE (Nalisnick & Smyth 2017): card, config, Pyro and NumPyro model–guide pairs."""
