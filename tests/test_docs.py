@@ -131,12 +131,23 @@ def test_every_variant_has_a_page_with_the_same_sections_from_its_card_and_trace
     for site in card.model_sites + card.guide_sites:
         assert f"<code>{site.name}</code>" in page
     # One diagram when both backends trace the same picture, else one per backend.
-    signatures = {diagram.signature(structure.trace(name, backend)) for backend in registry.BACKENDS}
+    signatures = {diagram.signature(traced(name, backend)) for backend in registry.BACKENDS}
     assert page.count('class="vaezoo-diagram"') == len(signatures)
     source = (ROOT / "zoo" / name / "pyro_model.py").read_text()
     first_def = next(line.strip() for line in source.splitlines() if line.strip().startswith("def "))
     assert first_def in everything, "the Pyro source is not included"
     assert f"vaezoo train {name} --backend numpyro" in everything
+
+
+traced = functools.lru_cache(maxsize=None)(structure.trace)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_both_backends_trace_the_same_graphical_model(name):
+    """The page draws one diagram for both backends; that is only right when their
+    traced sites, plates and dependencies agree."""
+    pyro, numpyro = (diagram.signature(traced(name, backend)) for backend in registry.BACKENDS)
+    assert pyro == numpyro
 
 
 def test_index_is_the_zoo_table_with_a_row_per_variant(build):

@@ -133,31 +133,40 @@ def _mean_sd(value) -> str | None:
 
 
 def claim_summary(record: dict) -> str:
-    """A claim's measured figure in words: ours against the reference, with k-hat
-    when the figure is importance-sampled."""
+    """A claim's measured figure in words: ours against the reference, with the PSIS
+    k-hat share when the figure is importance-sampled."""
     if isinstance(record.get("summary"), str):
         return record["summary"]
-    ours = _mean_sd(record.get("ours"))
-    reference = _mean_sd(record.get("baseline", record.get("reference")))
-    text = ours or "—"
-    if reference:
-        text += f" vs {reference}"
-    khat = record.get("khat", record.get("psis_khat_mean"))
-    if isinstance(khat, (int, float)):
-        text += f" (k-hat {khat:.2f})"
+    ours = record.get("ours") or {}
+    text = _mean_sd(ours) or "—"
+    reference = record.get("reference") or record.get("baseline")
+    if isinstance(reference, dict):
+        if reference.get("kind") == "threshold" and isinstance(reference.get("value"), (int, float)):
+            text += f" vs {reference['value']:.4g}"
+        elif _mean_sd(reference):
+            text += f" vs {_mean_sd(reference)}"
+    shares = ours.get("khat_fraction") if isinstance(ours, dict) else None
+    if isinstance(shares, list) and shares and all(isinstance(v, (int, float)) for v in shares):
+        text += f" (k-hat > 0.7 for {sum(shares) / len(shares):.0%} of test points)"
     return text
 
 
 def claim_records(root: Path) -> dict[str, dict]:
-    """``{claim id: record}`` from the last ``vaezoo reproduce`` (``benchmarks/results/claims.json``),
-    each record with a ``summary`` and a ``verdict`` for the docs; empty when none was run."""
-    record = _read_json(Path(root) / CLAIMS_FILE) if (Path(root) / CLAIMS_FILE).is_file() else None
-    if not record:
+    """``{claim id: {"summary", "verdict"}}`` from the last ``vaezoo reproduce`` runs
+    (``benchmarks/results/claims.json``, see :mod:`zoo.reproduce` for its schema): the
+    full budget first, then the quick one, each backend on its own line."""
+    path = Path(root) / CLAIMS_FILE
+    record = _read_json(path) if path.is_file() else None
+    if not record or not isinstance(record.get("runs"), dict):
         return {}
-    claims = record.get("claims", record)
-    items = claims.values() if isinstance(claims, dict) else claims
-    found = {}
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("id"), str):
-            found[item["id"]] = {**item, "summary": claim_summary(item), "verdict": item.get("verdict", "—")}
-    return found
+    found: dict[str, dict] = {}
+    order = sorted(record["runs"].items(), key=lambda item: (item[1].get("budget") != "full", item[0]))
+    for key, run in order:
+        label = f"{run.get('budget', '?')}, {run.get('backend', '?')}"
+        for claim_id, claim in (run.get("claims") or {}).items():
+            entry = found.setdefault(claim_id, {"summary": [], "verdict": []})
+            entry["summary"].append(f"{label}: {claim_summary(claim)}")
+            verdict = claim.get("verdict", "—")
+            why = claim.get("why")
+            entry["verdict"].append(f"{label}: {verdict}" + (f" ({why})" if why and verdict != "holds" else ""))
+    return {cid: {"summary": "<br>".join(e["summary"]), "verdict": "<br>".join(e["verdict"])} for cid, e in found.items()}

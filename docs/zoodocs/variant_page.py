@@ -376,8 +376,10 @@ def _claims_table(docs: VariantDocs, labels) -> str:
         result = measured.get(claim.id)
         ours, verdict = "not run yet", "—"
         if result:
-            ours = md.text(str(result.get("summary", result.get("ours", ""))), in_table=True) or "—"
-            verdict = md.text(str(result.get("verdict", "—")), in_table=True)
+            def lines(value) -> str:
+                return "<br>".join(md.text(part, in_table=True) for part in str(value).split("<br>")) or "—"
+
+            ours, verdict = lines(result.get("summary", "")), lines(result.get("verdict", "—"))
         rows.append((md.text(claim.statement, in_table=True, labels=labels), paper_cell, ours, verdict))
     intro = (
         "### The paper's claims\n\nEach claim is checked by `vaezoo reproduce "
