@@ -49,7 +49,14 @@ def trainers():
     def get(name: str):
         if name not in cache:
             pyro.clear_param_store()
-            cache[name] = make_trainer(name, tiny_config(name), tiny_options(backend="pyro", binarize="fixed"))
+            # Text variants (wsvae) name the dataset they run on; the rest take digits.
+            dataset = getattr(registry.variant_class(name, "pyro"), "example_dataset", None)
+            options = (
+                tiny_options(backend="pyro", binarize="fixed")
+                if dataset is None
+                else tiny_options(backend="pyro", dataset=dataset, binarize="none")
+            )
+            cache[name] = make_trainer(name, tiny_config(name), options)
         return cache[name]
 
     return get

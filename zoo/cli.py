@@ -9,7 +9,9 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from zoo import registry
@@ -27,12 +29,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DataError,
         RunError,
     ]
-    if "zoo.reproduce" in sys.modules:
-        errors.append(sys.modules["zoo.reproduce"].ReproduceError)
     if "zoo.pyro_backend.trainer" in sys.modules:
         errors.append(sys.modules["zoo.pyro_backend.trainer"].TrainingError)
     if "zoo.numpyro_backend.trainer" in sys.modules:
         errors.append(sys.modules["zoo.numpyro_backend.trainer"].TrainingError)
+    if "zoo.reproduce" in sys.modules:
+        errors.append(sys.modules["zoo.reproduce"].ReproduceError)
     if "zoo.distributed" in sys.modules:
         errors.append(sys.modules["zoo.distributed"].DistributedError)
     return tuple(errors)
@@ -56,9 +58,23 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from zoo.run import train
+# Train options and the config fields their flags set, for telling which ones a
+# --resume command gives explicitly.
+OPTION_FLAGS = ("backend", "dataset", "data_dir", "binarize", "epochs", "batch_size", "lr", "seed", "device",
+                "limit_train", "limit_test", "devices")
+CONFIG_FLAGS = {"z_dim": "z_dim", "likelihood": "likelihood", "k": "k"}
+EXTRA_FLAGS = ("labels", "normal_class")
 
+
+def _at_least_one(flag: str, value) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{flag} must be at least 1, got {value}")
+
+
+def cmd_train(args) -> int:
+    from zoo.run import load_run_file, train
+
+    _at_least_one("--eval-k", args.eval_k)
     if args.devices < 1:
         raise ConfigError(f"--devices must be at least 1, got {args.devices}")
     if args.backend == "pyro" and args.devices > 1:
@@ -68,42 +84,48 @@ def cmd_train(args) -> int:
             # One process per device: the same command again under torchrun.
             return distributed.launch(args.argv, args.devices, args.batch_size, args.device)
 
-    config = registry.default_config(args.variant)
-    settings = _parse_settings(args.set)
-    for flag, field in (("z_dim", "z_dim"), ("likelihood", "likelihood"), ("k", "k")):
-        value = getattr(args, flag)
-        if value is not None:
-            settings[field] = str(value) if field != "likelihood" else json.dumps(value)
-    config = override(config, settings)
-    extra = {}
-    if args.labels is not None:
-        extra["labels"] = args.labels
-    if args.normal_class is not None:
-        extra["normal_class"] = args.normal_class
-    options = TrainOptions(
-        backend=args.backend,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        binarize=args.binarize,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        limit_train=args.limit_train,
-        limit_test=args.limit_test,
-        devices=args.devices,
-        extra=extra,
-    )
     out = Path(args.out or f"runs/{args.variant}-{args.backend}-{args.dataset}")
+    given = getattr(args, "given", None)
+    # --set values are checked on their own, then the dedicated flags (--z-dim...)
+    # are applied over them.
+    settings = _parse_settings(args.set)
+    flags = {}
+    for flag, field in CONFIG_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None and (given is None or flag in given):
+            flags[field] = str(value) if field != "likelihood" else json.dumps(value)
+    if args.resume and (out / "checkpoint.ckpt").exists():
+        # The run's record fills in what the command leaves out; what it gives
+        # explicitly must agree with the record (zoo.run checks), except --epochs.
+        registry.card(args.variant)  # an unknown variant is named as such, not as a difference
+        run_variant, config, options = load_run_file(out)
+        if args.variant != run_variant:  # refused by zoo.run, which names both variants
+            config = registry.default_config(args.variant)
+        config = override(override(config, settings), flags)
+        explicit = {name: getattr(args, name) for name in OPTION_FLAGS if given is None or name in given}
+        extra = dict(options.extra)
+        extra.update({name: getattr(args, name) for name in EXTRA_FLAGS if name in (given or ()) and getattr(args, name) is not None})
+        options = dataclasses.replace(options, **explicit, extra=extra)
+    else:
+        config = override(override(registry.default_config(args.variant), settings), flags)
+        extra = {name: getattr(args, name) for name in EXTRA_FLAGS if getattr(args, name) is not None}
+        options = TrainOptions(**{name: getattr(args, name) for name in OPTION_FLAGS}, extra=extra)
     if args.backend == "pyro" and "WORLD_SIZE" in os.environ:
         from zoo import distributed
 
+        if args.overwrite and int(os.environ.get(distributed.ENV_RANK, "0")) == 0:
+            from zoo.run import RunLock, check_out_dir, remove_outputs
+
+            check_out_dir(out)
+            with RunLock(out):
+                remove_outputs(out)
         summary = distributed.train_replica(train, args.variant, config, options, out, args.resume, not args.quiet)
         if summary is None:  # not rank 0: rank 0 reports
             return 0
     else:
-        summary = train(args.variant, config, options, out, resume=args.resume, progress=not args.quiet)
+        summary = train(
+            args.variant, config, options, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite
+        )
     print(f"trained {summary['variant']} ({summary['backend']}) for {summary['epochs']} epochs on {summary['dataset']}")
     print(f"  final train loss   {summary['train_loss']:.4f} nats/datapoint")
     print(f"  test ELBO (500)    {summary['test_elbo_500']:.4f} nats/datapoint")
@@ -118,6 +140,11 @@ def cmd_train(args) -> int:
 
 def _evaluate(run_dir: Path, k: int, limit, device, proposal: str = "guide") -> int:
     from zoo.evaluate import evaluate, format_table
+
+    _at_least_one("--k", k)
+    _at_least_one("--limit", limit)
+    if device is not None:
+        TrainOptions(device=device).validate()
 
     results = evaluate(run_dir, k=k, limit=limit, device=device, proposal=proposal)
     print(format_table(results))
@@ -142,9 +169,18 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is the same single ``vaezoo: error:`` line (exit
+    status 2) as every other mistake, with a pointer to ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"vaezoo: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vaezoo", description="Train and evaluate the VAE zoo.")
+    parser = OneLineParser(prog="vaezoo", description="Train and evaluate the VAE zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.subcommands = sub.choices
 
     sub.add_parser("list", help="list the registered variants").set_defaults(run=cmd_list)
 
@@ -158,10 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
-        "--devices", type=int, default=1,
-        help="data-parallel over N devices: N processes under torchrun (Pyro), an N-device mesh (NumPyro)",
-    )
     train.add_argument("--device", default="cpu", help="cpu or cuda (Pyro moves everything; JAX uses its default backend)")
     train.add_argument("--k", type=int, default=None, help="importance samples (IWAE)")
     train.add_argument("--z-dim", type=int, default=None)
@@ -173,9 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit-test", type=int, default=None)
     train.add_argument("--out", default=None, help="run directory (default runs/VARIANT-BACKEND-DATASET)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace the run in --out (its files are deleted)")
     train.add_argument("--evaluate", action="store_true", help="evaluate after training")
     train.add_argument("--eval-k", type=int, default=1000, help="importance samples for --evaluate")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--devices", type=int, default=1,
+        help="data-parallel over N devices: N processes under torchrun (Pyro), an N-device mesh (NumPyro)",
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run")
@@ -202,21 +239,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler's stop): handled like Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _given_train_flags(parser, argv) -> set[str]:
+    """The destinations of the ``train`` options the command line sets explicitly
+    (defaults suppressed, then parsed again)."""
+    train = parser.subcommands["train"]
+    saved = [(action, action.default) for action in train._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # --devices relaunches the command
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(argv)
+        args.argv = argv  # --devices relaunches the command
+        if args.command == "train":
+            args.given = _given_train_flags(parser, argv)
+    except SystemExit as stop:  # --help, or a malformed argument (one line printed)
+        return stop.code if isinstance(stop.code, int) else 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
-    except KeyboardInterrupt:
-        print("\nvaezoo: interrupted; the last finished epoch is checkpointed (continue with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        after = "the last finished epoch is checkpointed (continue with --resume)" if args.command == "train" else "nothing was written"
+        print(f"\nvaezoo: {what}; {after}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
     except _user_errors() as error:
         message = str(error)
         if isinstance(error, KeyError) and not isinstance(error, registry.UnknownVariantError):
             message = repr(error)
         print(f"vaezoo: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

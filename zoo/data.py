@@ -69,7 +69,9 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "adult")
+DATASETS = ("digits", "mnist", "fashion-mnist", "adult", "words", "glosses", "ptb")
+# Token sequences (zoo.text): no binarization, x holds int64 token ids.
+TEXT_DATASETS = ("words", "glosses", "ptb")
 # Tables rather than images: no binarization, rows shown as 1xD strips.
 TABULAR_DATASETS = ("adult",)
 BINARIZE_MODES = ("none", "dynamic", "fixed")
@@ -435,6 +437,12 @@ def load_dataset(
             f"Unknown binarize mode {binarize!r}; choose one of {', '.join(BINARIZE_MODES)}."
         )
 
+    if name in TEXT_DATASETS:
+        if binarize == "fixed":
+            raise DataError(f"{name} is a text dataset of token ids: binarization does not apply. Use --binarize none.")
+        from zoo.text import load_text
+
+        return _limited(load_text(name, data_dir), limit_train, limit_test)
     if name in TABULAR_DATASETS:
         # Binarization is a protocol for pixel intensities; a table's columns keep
         # their values. The CLI's default "dynamic" is accepted and means "none".

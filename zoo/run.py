@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from zoo import config as zconfig
 from zoo import registry
 from zoo.data import load_dataset
 from zoo.images import save_grid, save_reconstructions
+from zoo.text import is_text, save_text_samples
 
 CHECKPOINT = "checkpoint.ckpt"
 RUN_FILE = "run.json"
@@ -70,7 +72,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 # Files only the (single) training process writes; their leftover temporary files
 # (a process killed inside atomic_write) are removed when the next one starts.
 # eval.json's are not: an evaluation may be writing one right now.
-TRAINER_FILES = (CHECKPOINT, RUN_FILE, "metrics.json")
+TRAINER_FILES = (CHECKPOINT, RUN_FILE, "metrics.json", "metrics.jsonl")
 
 
 def remove_stale_temporaries(out: Path) -> list[str]:
@@ -196,45 +198,235 @@ def restore(out: Path, device: str | None = None):
     return trainer, variant, config, options, epoch
 
 
+METRICS_LOG = "metrics.jsonl"
+LOCK_FILE = "train.lock"
+# Everything a training writes; --overwrite removes these (and only these).
+RUN_OUTPUTS = (RUN_FILE, CHECKPOINT, METRICS_LOG, "metrics.json", "eval.json", "samples.png", "reconstructions.png")
+# Options a resumed run may change: the epoch budget, and where it runs.
+RESUMABLE_OPTIONS = ("epochs", "device", "devices")
+# A loss this many times further from the best epoch's (in units of max(|best|, 1))
+# is reported: the run is probably diverging without having reached NaN yet.
+LOSS_GROWTH_WARNING = 100.0
+
+
+def note(message: str) -> None:
+    """A line for the user on stderr that is not an error."""
+    print(f"vaezoo: {message}", file=sys.stderr, flush=True)
+
+
 def _read_history(out: Path, up_to_epoch: int) -> list[dict]:
-    path = out / "metrics.jsonl"
+    """The per-epoch rows of ``metrics.jsonl`` up to the checkpointed epoch.
+
+    A process killed while appending leaves a torn last line: it is dropped, with a
+    note (its epoch was not checkpointed, so the resumed run trains it again). A
+    damaged line before the last is no kill's doing and is an error.
+    """
+    path = out / METRICS_LOG
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["epoch"] <= up_to_epoch]
+    lines = path.read_bytes().split(b"\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            epoch = int(row["epoch"])
+        except (ValueError, KeyError, TypeError):
+            if all(not rest.strip() for rest in lines[number:]):
+                note(f"ignored the torn last line {number} of {path} (a process was stopped while writing it)")
+                continue
+            raise RunError(
+                f"{path} line {number} is damaged; delete that line to resume, or train again with --overwrite"
+            ) from None
+        if epoch <= up_to_epoch:
+            rows.append(row)
+    return rows
 
 
-def train(variant: str, config, options, out: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train ``variant``; write checkpoints, metrics and pictures into ``out``."""
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be a run folder, before anything is written:
+    an existing file, a path under a file, a place the user cannot write to."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a folder; choose another --out")
+    ancestor = out
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RunError(f"--out {out} lies under {ancestor}, which is a file; choose another --out")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunError(f"--out {out}: {ancestor} is not writable for you; choose another --out")
+
+
+class RunLock:
+    """Exclusive right to write into a run folder, as an OS-level lock.
+
+    ``fcntl.flock`` on ``train.lock`` in the folder: the kernel releases it when the
+    holder exits however it ends (kill -9 included), so a crashed run never leaves
+    the folder locked. A second training into the same folder is refused at once.
+    Evaluation does not take it: it only reads the checkpoint, which is replaced
+    atomically, and writes eval.json atomically.
+
+    A folder this lock created is removed again when the run fails before writing
+    anything into it, so a refused command leaves no trace.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.created: list[Path] = []
+        self.handle = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        missing = []
+        folder = self.out
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.created = missing
+            self.handle = open(self.out / LOCK_FILE, "a+")
+        except OSError as error:
+            self._remove_created()
+            raise RunError(f"--out {self.out}: cannot write there ({error.strerror}); choose another --out") from None
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise RunError(
+                f"{self.out} is being trained by another vaezoo process (pid {holder}); wait for it to finish, "
+                "or train into another --out"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None and self.created and not any((self.out / name).exists() for name in RUN_OUTPUTS):
+            (self.out / LOCK_FILE).unlink(missing_ok=True)
+            self._remove_created()
+        self.handle.close()  # releases the lock
+
+    def _remove_created(self) -> None:
+        for folder in self.created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def resume_differences(variant, config, options, recorded) -> list[str]:
+    """The options of a resumed command that differ from the run's own record,
+    as ``--flag value (the run has value)``; the epoch budget and device may change."""
+    run_variant, run_config, run_options = recorded
+    if variant != run_variant:
+        return [f"variant {variant} (the run is {run_variant})"]
+    differences = []
+    ours, theirs = zconfig.to_dict(config), zconfig.to_dict(run_config)
+    for name in ours:
+        if _normalised(ours[name]) != _normalised(theirs.get(name)):
+            differences.append(f"--set {name}={json.dumps(ours[name])} (the run has {json.dumps(theirs.get(name))})")
+    ours, theirs = dataclasses.asdict(options), dataclasses.asdict(run_options)
+    extra_ours, extra_theirs = ours.pop("extra"), theirs.pop("extra")
+    for name in ours:
+        if name not in RESUMABLE_OPTIONS and _normalised(ours[name]) != _normalised(theirs[name]):
+            differences.append(f"--{name.replace('_', '-')} {ours[name]} (the run has {theirs[name]})")
+    for name in sorted(set(extra_ours) | set(extra_theirs)):
+        if extra_ours.get(name) != extra_theirs.get(name):
+            differences.append(f"--{name.replace('_', '-')} {extra_ours.get(name)} (the run has {extra_theirs.get(name)})")
+    return differences
+
+
+def _normalised(value):
+    """Lists and tuples compare alike (run.json stores tuples as lists), as do 1 and 1.0."""
+    if isinstance(value, (list, tuple)):
+        return [_normalised(v) for v in value]
+    return value
+
+
+def remove_outputs(out: Path) -> None:
+    for name in RUN_OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+
+
+def train(
+    variant: str, config, options, out: Path, resume: bool = False, progress: bool = True, overwrite: bool = False
+) -> dict:
+    """Train ``variant``; write checkpoints, metrics and pictures into ``out``.
+
+    Into a folder that already holds a run, only with ``resume`` (continue it from
+    its checkpoint; every option but the epoch budget and the device must be the
+    run's own) or ``overwrite`` (delete it first). Nothing is written before every
+    check has passed.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    if resume and overwrite:
+        raise RunError("--resume and --overwrite exclude each other: continue the run, or replace it")
+    options.validate()
+    config.validate()
+    check_out_dir(out)
+    with RunLock(out):
+        return _train_locked(variant, config, options, out, resume, progress, overwrite)
+
+
+def _train_locked(variant, config, options, out: Path, resume: bool, progress: bool, overwrite: bool) -> dict:
     start_epoch = 0
+    history: list[dict] = []
     if resume:
         # Checked first: a folder without a checkpoint has nothing to resume, whatever
         # else it holds (it may not be a run at all).
         checkpoint = out / CHECKPOINT
         if not checkpoint.exists():
             raise RunError(f"--resume: {checkpoint} not found; start the run without --resume")
-        # The run's own record wins over the command line, except for the epoch budget.
-        epochs = options.epochs
-        variant, config, options = load_run_file(out)
-        options = dataclasses.replace(options, epochs=epochs)
-    config.validate()
+        recorded = load_run_file(out)
+        differences = resume_differences(variant, config, options, recorded)
+        if differences:
+            raise RunError(
+                f"--resume of {out} with options that differ from the run's: {'; '.join(differences)}. "
+                "Only --epochs (and --device, --devices) may change: drop the others, or train a new run with another --out"
+            )
+        if options.device != recorded[2].device:
+            note(f"continuing {out} on {options.device} (it was trained on {recorded[2].device})")
+    elif any((out / name).exists() for name in RUN_OUTPUTS):
+        if not overwrite:
+            raise RunError(
+                f"{out} already holds a run; continue it with --resume, replace it with --overwrite, "
+                "or choose another --out"
+            )
+    removed = remove_stale_temporaries(out)
+    if removed:
+        note(f"removed {len(removed)} temporary file(s) a stopped run left in {out}: {', '.join(removed)}")
     trainer = make_trainer(variant, config, options)
-    history: list[dict] = []
     if resume:
         last_epoch = load_checkpoint(trainer, out / CHECKPOINT)
-        start_epoch = last_epoch + 1
+        trained = last_epoch + 1
+        if trained > options.epochs:
+            raise RunError(
+                f"{out} has already trained {trained} epochs, past --epochs {options.epochs}; nothing was changed. "
+                f"Resume with --epochs above {trained} to train further"
+            )
+        start_epoch = trained
         history = _read_history(out, last_epoch)
+        if trained == options.epochs and (out / "metrics.json").exists():
+            note(f"{out} has already trained {trained} epochs (--epochs {options.epochs}); nothing to do")
+            return json.loads((out / "metrics.json").read_text())
     else:
-        for stale in (CHECKPOINT, "metrics.jsonl", "metrics.json", "eval.json"):
-            (out / stale).unlink(missing_ok=True)
+        remove_outputs(out)
     save_run_file(out, variant, config, options)
+    # The rows kept so far, written whole (a torn line of a killed run is gone),
+    # then one appended line per epoch.
+    atomic_write(out / METRICS_LOG, "".join(json.dumps(row) + "\n" for row in history).encode())
+    if options.lr > 1:
+        note(f"warning: --lr {options.lr} is unusually large for Adam (typical: 1e-4 to 1e-2)")
+    best, warned = None, False
 
-    with open(out / "metrics.jsonl", "w") as log:
-        for row in history:
-            log.write(json.dumps(row) + "\n")
+    with open(out / METRICS_LOG, "a") as log:
         for epoch in range(start_epoch, options.epochs):
             started = time.perf_counter()
             bar = tqdm(
@@ -252,8 +444,17 @@ def train(variant: str, config, options, out: Path, resume: bool = False, progre
                     f"the loss became {loss} in epoch {epoch + 1}; training stopped and {kept} in {out}. "
                     "Lower --lr, or try --likelihood bernoulli / another --seed."
                 )
+            if best is not None and not warned and loss - best > LOSS_GROWTH_WARNING * max(abs(best), 1.0):
+                note(
+                    f"warning: the loss grew from {best:.4g} to {loss:.4g} nats/datapoint in epoch {epoch + 1}; "
+                    "the run is probably diverging: lower --lr"
+                )
+                warned = True
+            best = loss if best is None else min(best, loss)
             row = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - started}
             history.append(row)
+            # One write of the whole line: a kill tears at most this line, which
+            # resuming drops (its epoch has no checkpoint yet).
             log.write(json.dumps(row) + "\n")
             log.flush()
             atomic_write(out / CHECKPOINT, trainer.state_bytes(epoch))
@@ -268,8 +469,11 @@ def finish(trainer, variant, config, options, out: Path, history: list[dict]) ->
     dataset = trainer.dataset
     test = trainer.test_data()
     shown = {k: v[:50] for k, v in test.items()}
-    save_reconstructions(shown["x"], trainer.reconstruct(shown), dataset.image_shape, out / "reconstructions.png")
-    save_grid(trainer.sample(100), dataset.image_shape, out / "samples.png")
+    if is_text(dataset):  # token sequences: samples.txt and reconstructions.txt
+        save_text_samples(dataset, shown["x"], trainer.reconstruct(shown), trainer.sample(100), out)
+    else:
+        save_reconstructions(shown["x"], trainer.reconstruct(shown), dataset.image_shape, out / "reconstructions.png")
+        save_grid(trainer.sample(100), dataset.image_shape, out / "samples.png")
     subset = {k: v[:500] for k, v in test.items()}
     test_elbo = float(np.mean(trainer.log_weights(subset, 1)))
     summary = {

@@ -136,12 +136,14 @@ class Structure:
 # ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def example_dataset():
-    """The digits data the programs are traced on (loaded once per process)."""
+@functools.lru_cache(maxsize=None)
+def example_dataset(name: str = DATASET):
+    """The data the programs are traced on (loaded once per process): digits, or the
+    dataset a variant names in its class attribute ``example_dataset`` (the text
+    variants trace on ``words``)."""
     from zoo.data import load_dataset
 
-    return load_dataset(DATASET, limit_train=_DATA_LIMIT, limit_test=BATCH_SIZE)
+    return load_dataset(name, limit_train=_DATA_LIMIT, limit_test=BATCH_SIZE)
 
 
 def example_batch(variant, dataset=None, batch_size: int = BATCH_SIZE) -> dict[str, np.ndarray]:
@@ -379,7 +381,8 @@ def trace(name: str, backend: str, variant_class=None, config=None) -> Structure
     except Exception as error:
         raise TraceError(f"{name} ({backend}): cannot load the variant: {type(error).__name__}: {error}") from error
     try:
-        return _TRACERS[backend](name, variant_class, config, example_dataset())
+        dataset = example_dataset(getattr(variant_class, "example_dataset", DATASET))
+        return _TRACERS[backend](name, variant_class, config, dataset)
     except TraceError:
         raise
     except Exception as error:
@@ -446,9 +449,15 @@ def relations_drift(structure: Structure) -> list[str]:
         if sorted(related) != sorted(names):
             problems.append(f"{structure.backend}: {program} relations cover {related}, the trace has {names}")
         observed = sorted(site.name for site in part.sites if site.observed and site.distribution != "Delta")
-        if sorted(part.relations["observed"]) != observed:
+        # Pyro's pyro.deterministic is an observed point mass: its relations list it
+        # as observed (with distribution "Deterministic"), the trace does not.
+        point_masses = ("Delta", "Deterministic")
+        related_observed = sorted(
+            n for n in part.relations["observed"] if part.relations["sample_dist"].get(n) not in point_masses
+        )
+        if related_observed != observed:
             problems.append(
-                f"{structure.backend}: {program} relations observe {sorted(part.relations['observed'])}, the trace {observed}"
+                f"{structure.backend}: {program} relations observe {related_observed}, the trace {observed}"
             )
     return problems
 

@@ -5,6 +5,13 @@ jit-compiled ``lax.fori_loop`` over ``variant.update``. The loop's bounds are tr
 values, so the same compiled function runs the epoch in a few chunks (one
 progress-bar tick each) without recompiling. Randomness comes from keys folded from
 ``(seed, epoch)`` and from the SVI state's own key, which the checkpoint carries.
+
+With ``--devices N`` the same compiled epoch runs on an ``N``-device mesh
+(:func:`zoo.distributed.data_mesh`): the state and the dataset are replicated, each
+gathered batch is constrained to be split over the devices along its rows, and
+XLA's partitioner (GSPMD) runs each step's rows on their devices and all-reduces
+the gradients. The program is still written for the whole batch, so the losses are
+those of one device.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo import registry
+from zoo.distributed import check_batch_size, data_mesh
 from zoo.checkpoint import CheckpointError, dump_arrays, load_arrays, set_global_rng_state
 
 
@@ -42,6 +50,9 @@ class Trainer:
     progress_chunks = 10
 
     def __init__(self, variant_name: str, config, dataset, options):
+        # The mesh first: on a CPU it may have to give JAX more host devices, which
+        # only works before anything (check_device included) starts JAX's backend.
+        self.mesh = data_mesh(options.devices) if options.devices > 1 else None
         check_device(options.device)
         self.options = options
         self.dataset = dataset
@@ -51,9 +62,16 @@ class Trainer:
         self.train_arrays = {k: jnp.asarray(v) for k, v in self.variant.training_data(dataset).items()}
         self.num_train = len(self.train_arrays["x"])
         self.batch_size = min(options.batch_size, self.num_train)
+        check_batch_size(self.batch_size, options.devices)
         self.root_key = jax.random.PRNGKey(options.seed)
         first_batch = {k: v[: self.batch_size] for k, v in self.train_arrays.items()}
         self.state = self.variant.init_state(jax.random.fold_in(self.root_key, INIT_STREAM), first_batch)
+        if self.mesh is not None:
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            self.replicated = NamedSharding(self.mesh, PartitionSpec())
+            self.row_sharded = NamedSharding(self.mesh, PartitionSpec("data"))
+            self.train_arrays = jax.device_put(self.train_arrays, self.replicated)
         self._run_batches = jax.jit(self._run_batches_impl)
         self._log_weights = jax.jit(self._log_weights_impl, static_argnums=2)
 
@@ -69,6 +87,9 @@ class Trainer:
             state, total = carry
             index = jax.lax.dynamic_slice_in_dim(order, b * size, size)
             batch = {k: jnp.take(v, index, axis=0) for k, v in arrays.items()}
+            if self.mesh is not None:
+                # The one line data parallelism needs: each device holds B/N rows.
+                batch = jax.lax.with_sharding_constraint(batch, self.row_sharded)
             if dynamic:
                 noise_key = jax.random.fold_in(epoch_key, b)
                 batch["x"] = jax.random.bernoulli(noise_key, batch["x"]).astype(batch["x"].dtype)
@@ -81,6 +102,9 @@ class Trainer:
         """Train one epoch; returns the mean loss per datapoint (nats), or NaN early."""
         epoch_key = jax.random.fold_in(self.root_key, epoch)
         order = jax.random.permutation(jax.random.fold_in(epoch_key, 1), self.num_train)
+        if self.mesh is not None:
+            # Replicated over the mesh (a no-op once it is; a loaded checkpoint is not).
+            self.state, order = jax.device_put((self.state, order), self.replicated)
         chunk = max(1, math.ceil(self.batches_per_epoch / self.progress_chunks))
         total = 0.0
         for start in range(0, self.batches_per_epoch, chunk):

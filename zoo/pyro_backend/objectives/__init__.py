@@ -3,7 +3,9 @@
 - :mod:`.importance`: importance weights and the IWAE bound;
 - :mod:`.mmd`: the MMD between samples (VFAE, InfoVAE);
 - :mod:`.svdd`: the Deep SVDD term (VAE-SVDD);
-- :mod:`.fisher`: the Fisher-information penalties (FAE).
+- :mod:`.fisher`: the Fisher-information penalties (FAE);
+- :mod:`.refinement`: stage-wise refinement losses with stopped gradients (MSVAE);
+- :mod:`.sleep`: the sleep-phase loss of wake-sleep training (WSVAE).
 
 Every name is re-exported here, so ``from zoo.pyro_backend.objectives import X``
 works whatever module ``X`` lives in. The twin package for NumPyro is
@@ -16,5 +18,7 @@ training loop divides by the batch size to report nats per datapoint.
 from zoo.pyro_backend.objectives.fisher import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.importance import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.mmd import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.refinement import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.svdd import *  # noqa: F401,F403
 from zoo.pyro_backend.objectives.proposal import *  # noqa: F401,F403
+from zoo.pyro_backend.objectives.sleep import *  # noqa: F401,F403

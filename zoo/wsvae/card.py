@@ -1,0 +1,108 @@
+"""The math card of WSVAE."""
+
+from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
+
+CARD = MathCard(
+    name="wsvae",
+    title="WSVAE: Wake-sleep variational autoencoder for language modelling",
+    paper=Paper(
+        authors="Shen, Su, Niu et al.",
+        title="Wake-sleep variational autoencoders for language modeling",
+        venue="ICONIP 2017, LNCS 10634",
+        year=2017,
+        url="https://doi.org/10.1007/978-3-319-70087-8_43",
+    ),
+    idea=(
+        "A sentence VAE with an LSTM encoder and an autoregressive LSTM decoder, whose KL term "
+        "tends to vanish: the decoder models the text alone and the posterior collapses onto the "
+        "prior. Training alternates a wake step, the ELBO on data (encoder and decoder), with a "
+        "sleep step that fits the encoder to sequences the model dreams from the prior, "
+        "minimising -log q(z | dreamed x): the Helmholtz machine's sleep-phi step, which moves q "
+        "towards the model's true posterior instead of towards the prior."
+    ),
+    generative=(
+        Equation("wsvae.1", r"p(z) = \mathcal N(z;\, 0, I_d)", "A standard normal prior over the sentence code."),
+        Equation(
+            "wsvae.2",
+            r"\begin{aligned} p_\theta(x \mid z) &= \prod_{t=1}^{L} \mathrm{Cat}\big(x_t;\ \mathrm{softmax}(W h_t + w)\big),\\"
+            r" h_t &= \mathrm{LSTM}_\theta\big(h_{t-1}, [e_\theta(x_{t-1}); z]\big),\quad h_0 = \tanh(A z + a),\quad x_0 = \langle\mathrm{eos}\rangle \end{aligned}",
+            "An autoregressive LSTM over the L tokens of x, the last of which is the end token; "
+            "padding after it is masked out of the likelihood.",
+        ),
+    ),
+    guide=(
+        Equation(
+            "wsvae.3",
+            r"q_\phi(z \mid x) = \mathcal N\big(z;\ \mu_\phi(s_L), \operatorname{diag}\sigma_\phi^2(s_L)\big),\qquad s_t = \mathrm{LSTM}_\phi\big(s_{t-1}, e_\phi(x_t)\big)",
+            "The encoder LSTM reads the tokens; its state at the end token gives the Gaussian.",
+        ),
+    ),
+    objective=(
+        Equation(
+            "wsvae.4",
+            r"\mathcal L_{\text{wake}}(\theta, \phi; x) = -\,\mathbb E_{q_\phi(z\mid x)} \log p_\theta(x \mid z, \tilde x_{<t}) + \beta_t\, \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)",
+            "The wake step, the negative ELBO, steps encoder and decoder. Options: word dropout "
+            "(the decoder's inputs x-tilde are x with tokens replaced by <unk> with probability "
+            "word_dropout) and KL annealing (beta_t rises linearly from 0 to 1 over kl_anneal_steps); "
+            "without them beta_t = 1 and x-tilde = x.",
+        ),
+        Equation(
+            "wsvae.5",
+            r"\mathcal L_{\text{sleep}}(\phi) = -\,\mathbb E_{z \sim p(z),\ \tilde x \sim p_\theta(x\mid z)} \log q_\phi(z \mid \tilde x)"
+            r" = \mathbb E_{p_\theta(x)}\, \mathrm{KL}\big(p_\theta(z\mid x)\,\|\,q_\phi(z\mid x)\big) + \text{const}",
+            "The sleep step steps the encoder only, on as many dreams as the batch has rows, "
+            "drawn ancestrally token by token with theta fixed.",
+        ),
+        Equation(
+            "wsvae.6",
+            r"\mathrm{PPL} = \exp\Big(-\frac{\sum_n \mathcal L_K(x_n)}{\sum_n L_n}\Big),\qquad \mathcal L_K(x) = \log \frac1K \sum_{k=1}^K \frac{p_\theta(x, z_k)}{q_\phi(z_k\mid x)}",
+            "Evaluation: per-token perplexity from the importance-sampled log-likelihood, end tokens counted.",
+        ),
+    ),
+    model_sites=(
+        Site("z", "Normal", description="sentence code, prior (wsvae.1)"),
+        Site("x", "Categorical", observed=True, description="tokens, masked after the end token (wsvae.2)"),
+    ),
+    guide_sites=(Site("z", "Normal", description="encoder's posterior (wsvae.3)"),),
+    hyperparameters=(
+        Hyperparameter("z_dim", 16, "latent dimension d", "d"),
+        Hyperparameter("embed_dim", 32, "token embedding width of encoder and decoder", "e"),
+        Hyperparameter("rnn_size", 128, "LSTM state width of encoder and decoder"),
+        Hyperparameter("sleep", True, "alternate the sleep step (wsvae.5); false gives the VAE-LM"),
+        Hyperparameter("sleep_batch", 0, "dreams per sleep step (0: the batch size)"),
+        Hyperparameter("word_dropout", 0.0, "probability of replacing a decoder input by <unk> (wsvae.4)"),
+        Hyperparameter("kl_anneal_steps", 0, "steps of the linear KL warm-up (0: none)", r"\beta_t"),
+        Hyperparameter("condition_on_z", True, "false: the decoder sees z = 0, an LSTM LM of the same size"),
+        Hyperparameter("eval_particles", 100, "importance samples of the perplexity (wsvae.6)", "K"),
+        Hyperparameter("eval_limit", 1000, "test sequences of the extra metrics"),
+    ),
+    objective_kind="wake-sleep (ELBO / sleep-phi)",
+    evaluation=(
+        "per-token NLL and perplexity from the IS log-likelihood (K = 100), the KL of q to the prior "
+        "and active units on the test split, against an LSTM language model of the same size "
+        "(condition_on_z=false) and the VAE-LM without sleep (sleep=false); decoded prior samples. "
+        "Train on text: --dataset words (characters of the wamerican word list), glosses (WordNet "
+        "definitions) or ptb (Penn Treebank, downloaded)."
+    ),
+    notes=(
+        "The paper's full text is paywalled; its title, venue and abstract are confirmed, and the "
+        "abstract says training alternates a wake step that learns to encode and decode tokens with a "
+        "sleep step that reconstructs dreamed encodings. The losses above are a reconstruction: the "
+        "wake step is the ELBO and the sleep step the classic sleep-phi step on ancestrally sampled "
+        "tokens. The paper's footnote points to word2vec embeddings, whose role is not known; the zoo "
+        "learns its embeddings.",
+        "The paper's corpus is probably the Penn Treebank and its numbers are not known here. The zoo's "
+        "offline protocol uses the characters of English words (Debian wamerican, at most 12 letters, "
+        "vocabulary of 26 letters and three special tokens) and WordNet glosses (Debian wordnet-base, "
+        "5000 words plus <unk>, at most 20 tokens).",
+        "Pyro's ReweightedWakeSleep is not offered: it importance-weights a whole minibatch jointly "
+        "(its documentation says it does not support minibatches), which is not the per-datapoint "
+        "sum the zoo trains; NumPyro has no wake-sleep class. The sleep loss is written once per "
+        "backend beside the other objective terms.",
+        "Two optimizers (Adam, the run's learning rate): the decoder group (model) and the encoder "
+        "group (guide). Per batch the wake step updates both, then the sleep step the encoder. The "
+        "reported training loss is the wake loss, annealed while beta_t < 1.",
+        "The decoder feeds z both into its initial state and at every step (Bowman et al.'s sentence "
+        "VAE feeds it into the initial state only).",
+    ),
+)
