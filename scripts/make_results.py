@@ -1,13 +1,14 @@
-"""Train every variant briefly on the embedded digits and keep its results for the docs.
+"""Train every variant briefly on small data and keep its results for the docs.
 
     python scripts/make_results.py                 # every registered variant, Pyro
     python scripts/make_results.py vae iwae        # some of them
     python scripts/make_results.py --backend numpyro --epochs 50
 
-Each variant is trained with ``vaezoo train`` (with the data flags its page shows,
-e.g. ``--labels 100`` or ``--normal-class 0``) and evaluated with ``--eval-k``
+Each variant is trained with ``vaezoo train`` on the embedded digits (a text variant
+on the data of its quick claims budget), with the data flags its page shows
+(e.g. ``--labels 100`` or ``--normal-class 0``), and evaluated with ``--eval-k``
 importance samples; the run's small files (``metrics.json``, ``eval.json`` and its
-pictures, a few tens of KB) are copied to ``docs/runs/<variant>-<backend>-digits/``,
+pictures, a few tens of KB) are copied to ``docs/runs/<variant>-<backend>-<dataset>/``,
 which the docs show on the variant's page and in the home table. The checkpoint is
 not kept. A local run under ``runs/`` that is newer replaces these on a local build.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -40,13 +42,29 @@ def data_flags(name: str) -> list[str]:
     return page_flags(registry.card(name))
 
 
+def dataset_of(name: str) -> str:
+    """The data of the variant's quick claims budget (digits for images; a text
+    variant names its own), so that the short run is on data the variant models."""
+    from zoo import registry
+
+    card = registry.card(name)
+    for claim in card.claims:
+        quick = claim.budgets.get("quick")
+        if quick is not None:
+            return quick.dataset
+    named = re.search(r"--dataset ([\w-]+)", card.evaluation)  # "Train on text: --dataset words"
+    return named.group(1) if named else "digits"
+
+
 def make(name: str, backend: str, epochs: int, eval_k: int, quiet: bool) -> dict:
-    target = ROOT / "docs" / "runs" / f"{name}-{backend}-digits"
+    dataset = dataset_of(name)
+    target = ROOT / "docs" / "runs" / f"{name}-{backend}-{dataset}"
     with tempfile.TemporaryDirectory(prefix=f"results-{name}-") as tmp:
         out = Path(tmp) / "run"
         command = [
             sys.executable, "-m", "zoo", "train", name, "--backend", backend, "--epochs", str(epochs),
-            "--evaluate", "--eval-k", str(eval_k), "--out", str(out), "--quiet", *data_flags(name),
+            "--dataset", dataset, "--evaluate", "--eval-k", str(eval_k), "--out", str(out), "--quiet",
+            *data_flags(name),
         ]
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=quiet, text=True)

@@ -66,7 +66,7 @@ class Run:
         shown: dict[str, object] = {}
         for record in (self.metrics, self.evaluation or {}):
             for key, value in record.items():
-                if isinstance(value, (int, float, str, bool)) and key not in ("variant",):
+                if isinstance(value, (int, float, str, bool)) and key not in ("variant", "samples"):
                     shown[key] = value
         return shown
 

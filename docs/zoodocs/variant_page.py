@@ -10,6 +10,7 @@ how to train and evaluate it, and the latest results when a run exists.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,6 +352,12 @@ def _results(docs: VariantDocs, labels) -> str:
             label = image.removesuffix(".png").replace("_", " ")
             target = image_path(docs.name, backend, image).removeprefix("variants/")
             pictures.append(f"![{label} ({title})]({target}){{ .vaezoo-result loading=lazy }}")
+        samples = run.metrics.get("samples")
+        if isinstance(samples, list) and samples and all(isinstance(t, str) for t in samples):
+            # A text variant: its prior samples are sequences, shown as text.
+            shown = "\n".join(html.escape(t) for t in samples)
+            blocks.append("Prior samples, decoded:")
+            blocks.append(f'<pre class="vaezoo-samples">{shown}</pre>')
         if pictures:
             blocks.append(
                 "Prior samples; test images (odd rows) above their reconstructions (even rows)"
