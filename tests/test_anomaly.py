@@ -69,7 +69,7 @@ def test_one_class_loop_trains_on_each_class_and_averages_the_aurocs():
     table = anomaly.one_class_auroc("vae", tiny_config("vae"), options, classes=[0, 1], elbo_particles=3, on_class=record)
     assert set(table["per_class"]) == {0, 1} and seen == table["per_class"]
     for aurocs in table["per_class"].values():
-        assert set(aurocs) == {"auroc_elbo"} and 0.0 <= aurocs["auroc_elbo"] <= 1.0
+        assert set(aurocs) == {"auroc_elbo"} and np.isfinite(aurocs["auroc_elbo"])
     assert table["mean"]["auroc_elbo"] == pytest.approx(np.mean([a["auroc_elbo"] for a in seen.values()]))
 
 

@@ -42,6 +42,8 @@ class LinearGaussianTrainer:
     """A trainer for the linear-Gaussian model of conftest: the zoo's Pyro log
     weights of one of its guides."""
 
+    backend = "pyro"
+
     def __init__(self, lg: LinearGaussian, guide_kind: str):
         self.lg, self.guide_kind = lg, guide_kind
 
@@ -123,16 +125,12 @@ def test_bounds_on_a_trained_run(trained_run):
     bound = {k: np.mean([r["test_log_likelihood"] for r in rs]) for k, rs in results.items()}
     elbo = np.mean([r["test_elbo"] for r in results[100]])
 
-    for rs in results.values():
-        for r in rs:
-            assert r["test_log_likelihood"] >= r["test_elbo"]
     for r in results[1]:
         assert r["test_log_likelihood"] == pytest.approx(r["test_elbo"])
     assert bound[1] == pytest.approx(elbo, abs=0.1)
     assert elbo + 0.2 < bound[10] < bound[100]
     # k-hat needs a Pareto tail of at least 5 weights: none for K = 1 or 10.
     assert results[1][0]["psis_khat_mean"] is None and results[10][0]["psis_khat_fraction_above_0.7"] is None
-    assert 0.0 <= results[100][0]["psis_khat_fraction_above_0.7"] <= 1.0
     assert np.isfinite(results[100][0]["psis_khat_mean"])
 
 
@@ -145,3 +143,115 @@ def test_evaluate_writes_eval_json(trained_run):
     results = evaluate(run, k=20, limit=10)
     assert json.loads((run / "eval.json").read_text()) == results
     assert results["variant"] == "iwae" and results["epochs_trained"] == 1 and results["num_test"] == 10
+
+
+# --- proposals other than the guide ---------------------------------------------
+
+
+class NumPyroLinearGaussianTrainer:
+    """The NumPyro twin of :class:`LinearGaussianTrainer`, with the "narrow" guide
+    (the posterior mean, a third of its scale), through a NumPyro trainer's interface."""
+
+    backend = "numpyro"
+
+    def __init__(self, lg: LinearGaussian):
+        import jax
+
+        self.lg, self.root_key, self.params = lg, jax.random.PRNGKey(0), {}
+        self.variant = NumPyroLinearGaussian(lg)
+
+    def log_weights(self, arrays: dict, num_particles: int):
+        import jax
+
+        self.root_key, key = jax.random.split(self.root_key)
+        if not hasattr(self, "_compiled"):  # as the real trainer does: one jit-compiled function
+            self._compiled = jax.jit(lambda p, k, n, x: self.variant.log_weights(p, k, n, x=x), static_argnums=2)
+        return np.asarray(self._compiled(self.params, key, num_particles, arrays["x"]))
+
+
+class NumPyroLinearGaussian:
+    def __init__(self, lg: LinearGaussian):
+        self.lg = lg
+
+    def log_weights(self, params, key, num_particles, x):
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as dist
+
+        from zoo.numpyro_backend.objectives import log_importance_weights
+
+        lg = self.lg
+        W, b = jnp.asarray(lg.W), jnp.asarray(lg.b)
+        S = jnp.linalg.inv(jnp.eye(lg.z_dim) + W.T @ W / lg.sigma**2)
+
+        def model(x):
+            with numpyro.plate("data", x.shape[0], dim=-1):
+                z = numpyro.sample("z", dist.Normal(jnp.zeros((x.shape[0], lg.z_dim)), 1.0).to_event(1))
+                numpyro.sample("x", dist.Normal(z @ W.T + b, lg.sigma).to_event(1), obs=x)
+
+        def guide(x):
+            mean = (x - b) @ W @ S / lg.sigma**2
+            with numpyro.plate("data", x.shape[0], dim=-1):
+                numpyro.sample("z", dist.Normal(mean, jnp.sqrt(jnp.diag(S)) / 3).to_event(1))
+
+        return log_importance_weights(model, guide, params, key, num_particles, x=x)
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_defensive_and_prior_proposals_recover_the_exact_marginal(backend):
+    """With the too-narrow guide L_K misses log p(x) by a third of a nat and most
+    k-hat exceed 0.7; the defensive mixture and the prior, proposals for the same
+    model, land on the exact marginal with small k-hat (VARIANTS.md §11)."""
+    lg = LinearGaussian.make(seed=1, num_data=12)
+    exact = lg.log_marginal().mean()
+    trainer = LinearGaussianTrainer(lg, "narrow") if backend == "pyro" else NumPyroLinearGaussianTrainer(lg)
+    guide = importance_sampled_metrics(trainer, {"x": lg.x}, 1000, proposal="guide")
+    defensive = importance_sampled_metrics(trainer, {"x": lg.x}, 1000, proposal="defensive")
+
+    assert guide["test_log_likelihood"] < exact - 0.15 and guide["psis_khat_fraction_above_0.7"] > 0.5
+    assert defensive["test_log_likelihood"] == pytest.approx(exact, abs=0.03)
+    assert defensive["psis_khat_fraction_above_0.7"] == 0.0 and defensive["proposal"] == "defensive"
+    if backend == "numpyro":  # each proposal is one more compilation; the prior's is the Pyro one's twin
+        return
+    prior = importance_sampled_metrics(trainer, {"x": lg.x}, 2000, proposal="prior")
+    assert prior["test_log_likelihood"] == pytest.approx(exact, abs=0.06)
+
+
+def test_defensive_density_is_the_three_component_mixture():
+    from scipy.stats import norm
+
+    from zoo.pyro_backend.objectives.proposal import proposal_distribution
+
+    loc, scale, z = torch.tensor([0.5, -1.0]), torch.tensor([0.01, 2.0]), torch.tensor([0.2, 0.3])
+    expected = np.log((norm.pdf(z, loc, scale) + norm.pdf(z, loc, 0.3) + norm.pdf(z, 0, 1)) / 3)
+    np.testing.assert_allclose(proposal_distribution(loc, scale, "defensive").log_prob(z).numpy(), expected, rtol=1e-5)
+
+
+def test_evaluate_table_flags_large_khat():
+    from zoo.evaluate import format_table
+
+    good = {"test_log_likelihood": -90.0, "psis_khat_mean": 0.4, "psis_khat_fraction_above_0.7": 0.1}
+    bad = {"test_log_likelihood": -90.0, "psis_khat_mean": 1.4, "psis_khat_fraction_above_0.7": 0.9, "proposal": "guide"}
+    assert "k-hat mean 0.40, 10% > 0.7" in format_table(good) and "WARNING" not in format_table(good)
+    assert "WARNING: most k-hat exceed 0.7" in format_table(bad) and "--proposal defensive" in format_table(bad)
+
+
+def test_evaluate_cli_with_a_defensive_proposal(trained_run, capsys):
+    import json
+
+    from zoo.cli import main
+
+    run = trained_run("vae", "pyro")
+    assert main(["evaluate", str(run), "--k", "30", "--limit", "10", "--proposal", "defensive"]) == 0
+    assert "k-hat mean" in capsys.readouterr().out
+    assert json.loads((run / "eval.json").read_text())["proposal"] == "defensive"
+    assert main(["evaluate", str(run), "--proposal", "bogus"]) == 2
+
+
+def test_latent_knn_accuracy_separates_informative_from_useless_codes():
+    from zoo.data import load_dataset
+    from zoo.evaluate import latent_knn_accuracy
+
+    digits = load_dataset("digits", binarize="none")
+    assert latent_knn_accuracy(lambda x: x, digits, num_labels=1000) > 0.9  # raw pixels: well separated
+    assert latent_knn_accuracy(lambda x: np.zeros((len(x), 2)), digits, num_labels=1000) < 0.2  # no information

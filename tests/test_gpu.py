@@ -56,3 +56,38 @@ def test_cli_trains_and_evaluates_on_the_gpu(tmp_path, capsys):
     trainer, *_ , epoch = restore(out, device="cpu")
     assert epoch == 0 and all(p.device.type == "cpu" for p in trainer.variant.parameters())
     assert np.all(np.isfinite(trainer.log_weights({"x": trainer.dataset.x_test[:5]}, 2)))
+
+
+def test_pyro_data_parallel_on_the_gpus(tmp_path, capsys):
+    """``--devices 2 --device cuda``: NCCL over two GPUs, or a one-line refusal on one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from zoo.cli import main
+
+    out = tmp_path / "run"
+    args = tiny_args("vae", "pyro", out, 1, "--devices", "2", "--device", "cuda")
+    if torch.cuda.device_count() < 2:
+        assert main(args) == 2
+        assert "needs 2 GPUs" in capsys.readouterr().err
+        return
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "zoo", *args], env={**os.environ, "PYTHONPATH": str(root)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.isfinite(json.loads((out / "metrics.json").read_text())["train_loss"])
+
+
+def test_numpyro_trains_on_the_gpu():
+    import jax
+
+    if jax.default_backend() != "gpu":
+        pytest.skip("JAX runs on the CPU here (install jax[cuda12])")
+    from zoo.run import make_trainer
+
+    trainer = make_trainer("vae", tiny_config("vae"), tiny_options(backend="numpyro", device="cuda"))
+    assert np.isfinite(trainer.run_epoch(0))
+    leaf = jax.tree_util.tree_leaves(trainer.params)[0]
+    assert all(d.platform == "gpu" for d in leaf.devices())

@@ -290,7 +290,7 @@ def test_cli_trains_m2(backend, tmp_path, capsys):
     assert main(args) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["labels"] == 20
-    assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["supervised_test_accuracy"] <= 1
+    assert metrics["supervised_steps"] == 20 and math.isfinite(metrics["supervised_test_accuracy"])
     assert math.isfinite(metrics["test_elbo_500"]) and (tmp_path / "samples.png").exists()
     if backend == "pyro":
         capsys.readouterr()
@@ -312,3 +312,46 @@ def test_pictures_are_class_rows_and_style_transfer(toy):
     torch.manual_seed(5)
     z = torch.randn(2 * C, Z_DIM)
     torch.testing.assert_close(samples, variant.decode(z, torch.arange(C).repeat_interleave(2)))
+
+
+# --- the training protocol: labelled rows in every batch, an equal-step baseline ----
+
+
+def test_oversampled_rows_reach_the_labelled_fraction():
+    from zoo.data import oversampled_rows
+
+    labelled = np.zeros(2000, dtype=bool)
+    labelled[np.random.default_rng(0).choice(2000, 50, replace=False)] = True
+    rows = oversampled_rows(labelled, 0.1, seed=3)
+    counts = np.bincount(rows, minlength=2000)
+    # 50 labelled among 1950 unlabelled: r = 0.1 * 1950 / (0.9 * 50) = 4.33 copies each.
+    assert np.all(counts[~labelled] == 1) and set(counts[labelled]) == {4, 5}
+    assert labelled[rows].mean() == pytest.approx(0.1, abs=0.002)
+    assert np.array_equal(rows, np.sort(rows)), "original order kept"
+    assert np.array_equal(oversampled_rows(labelled, 0.0), np.arange(2000))
+    assert np.array_equal(oversampled_rows(labelled, 0.01), np.arange(2000)), "2.5% labelled already exceed 1%"
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_every_batch_holds_labelled_rows_and_alpha_counts_distinct_labels(backend):
+    from conftest import tiny_config, tiny_options
+
+    from zoo.run import make_trainer
+
+    config = tiny_config("m2", labels=10, labelled_fraction=0.2)
+    trainer = make_trainer("m2", config, tiny_options(backend=backend))
+    labelled = np.asarray(trainer.train_arrays["labelled"]).astype(bool)
+    assert labelled.mean() == pytest.approx(0.2, abs=0.01)
+    # alpha / N_l with N_l the 10 distinct labels and N the 200 distinct images.
+    assert trainer.variant.alpha_per_label == pytest.approx(0.1 * 200 / 10)
+    # A random permutation of these rows puts about 10 labelled rows in each batch of 50.
+    per_batch = labelled[np.random.default_rng(0).permutation(len(labelled))][: 4 * 50].reshape(4, 50).sum(1)
+    assert np.all(per_batch >= 3)
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_supervised_baseline_takes_as_many_steps_as_m2(backend, tmp_path):
+    assert main(tiny_args("m2", backend, tmp_path, 2, "--labels", "20")) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # 200 images, 20 labelled repeated to 10%: 200 rows in all, 4 batches of 50, 2 epochs.
+    assert metrics["supervised_steps"] == 8

@@ -71,47 +71,69 @@ def test_the_crafted_checkpoints_do_run_code_under_an_unsafe_loader(tmp_path):
         marker.unlink()
 
 
+@pytest.fixture(scope="module")
+def loaded_trainer(tmp_path_factory):
+    """``loaded_trainer(backend)``: one trainer per backend (a tiny VAE), built
+    once, into which the hostile files below are loaded. A refused file changes
+    nothing in it (every check comes before the first assignment)."""
+    from conftest import tiny_config, tiny_options
+
+    trainers = {}
+
+    def get(backend):
+        if backend not in trainers:
+            trainers[backend] = zrun.make_trainer("vae", tiny_config("vae"), tiny_options(backend=backend))
+        return trainers[backend]
+
+    return get
+
+
+def assert_refused(trainer, path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    with pytest.raises(zrun.RunError) as refusal:
+        zrun.load_checkpoint(trainer, path)
+    message = str(refusal.value)
+    assert "\n" not in message and str(path) in message
+    assert "could not be loaded" in message and "--overwrite" in message
+    return message
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_crafted_checkpoint_runs_no_code(tmp_path, trained_run, capsys, backend):
-    out = copy_run(trained_run, "vae", backend, tmp_path)
+def test_a_crafted_checkpoint_runs_no_code(tmp_path, trained_run, loaded_trainer, capsys, backend):
     marker = tmp_path / "marker"
-    resume = tiny_args("vae", backend, out, 2, "--resume")
-    for kind, data in crafted_checkpoints(marker).items():
-        (out / zrun.CHECKPOINT).write_bytes(data)
-        # Evaluation reads each kind; resuming goes through the same loader (once).
-        for args in (["evaluate", str(out), "--k", "2"], *([resume] if kind == "pickle" else [])):
-            assert main(args) == 2, kind
-            assert_one_line_error(capsys.readouterr(), str(out / zrun.CHECKPOINT), "could not be loaded", "--overwrite")
-            assert not marker.exists(), f"loading the {kind} checkpoint ran its code"
+    crafted = crafted_checkpoints(marker)
+    for kind, data in crafted.items():
+        assert_refused(loaded_trainer(backend), tmp_path / zrun.CHECKPOINT, data)
+        assert not marker.exists(), f"loading the {kind} checkpoint ran its code"
+    # And through the command line, evaluating and resuming.
+    out = copy_run(trained_run, "vae", backend, tmp_path)
+    (out / zrun.CHECKPOINT).write_bytes(crafted["pickle"])
+    for args in (["evaluate", str(out), "--k", "2"], tiny_args("vae", backend, out, 2, "--resume")):
+        assert main(args) == 2
+        assert_one_line_error(capsys.readouterr(), str(out / zrun.CHECKPOINT), "could not be loaded", "--overwrite")
+        assert not marker.exists()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("content", ["random", "empty", "zip-of-junk"])
-def test_a_checkpoint_of_junk_is_a_one_line_error(tmp_path, trained_run, capsys, backend, content):
+@pytest.mark.parametrize("content", ["random", "empty", "zip-of-junk", "truncated", "other-backend"])
+def test_a_checkpoint_of_junk_is_refused(tmp_path, trained_run, loaded_trainer, backend, content):
     import zipfile
 
-    out = copy_run(trained_run, "vae", backend, tmp_path)
     if content == "random":
         data = np.random.default_rng(0).bytes(4096)
     elif content == "empty":
         data = b""
-    else:
+    elif content == "zip-of-junk":
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("data.pkl", b"\x80\x05junk")
         data = buffer.getvalue()
-    (out / zrun.CHECKPOINT).write_bytes(data)
-    assert main(["evaluate", str(out), "--k", "2"]) == 2
-    assert_one_line_error(capsys.readouterr(), str(out / zrun.CHECKPOINT), "could not be loaded", "--overwrite")
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_checkpoint_of_the_other_backend_is_refused(tmp_path, trained_run, capsys, backend):
-    out = copy_run(trained_run, "vae", backend, tmp_path)
-    other = "numpyro" if backend == "pyro" else "pyro"
-    shutil.copy(trained_run("vae", other) / zrun.CHECKPOINT, out / zrun.CHECKPOINT)
-    assert main(["evaluate", str(out), "--k", "2"]) == 2
-    assert_one_line_error(capsys.readouterr(), str(out / zrun.CHECKPOINT), "could not be loaded")
+    else:
+        source = "numpyro" if (content == "other-backend") == (backend == "pyro") else "pyro"
+        data = (trained_run("vae", source) / zrun.CHECKPOINT).read_bytes()
+        if content == "truncated":
+            data = data[: len(data) // 2]
+    assert_refused(loaded_trainer(backend), tmp_path / zrun.CHECKPOINT, data)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -119,7 +141,7 @@ def test_a_missing_checkpoint_is_named(tmp_path, trained_run, capsys, backend):
     out = copy_run(trained_run, "vae", backend, tmp_path)
     (out / zrun.CHECKPOINT).unlink()
     assert main(["evaluate", str(out), "--k", "2"]) == 2
-    assert_one_line_error(capsys.readouterr(), str(out / zrun.CHECKPOINT), "not found")
+    assert_one_line_error(capsys.readouterr(), str(out / zrun.CHECKPOINT), "not found", "--overwrite")
     assert main(tiny_args("vae", backend, out, 2, "--resume")) == 2
     assert_one_line_error(capsys.readouterr(), str(out / zrun.CHECKPOINT), "without --resume")
 
@@ -131,20 +153,20 @@ def test_a_missing_checkpoint_is_named(tmp_path, trained_run, capsys, backend):
      '{"variant": "vae", "config": {}, "options": {"no_such_option": 1}}'],
     ids=["torn", "binary", "list", "no-config", "unknown-variant", "unknown-option"],
 )
-def test_a_damaged_run_file_is_named(tmp_path, trained_run, capsys, record):
-    out = copy_run(trained_run, "vae", "pyro", tmp_path)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_damaged_run_file_is_named(tmp_path, trained_run, capsys, record, backend):
+    out = copy_run(trained_run, "vae", backend, tmp_path)
     (out / zrun.RUN_FILE).write_bytes(record.encode("latin-1"))
-    assert main(["evaluate", str(out), "--k", "2"]) == 2
-    assert_one_line_error(capsys.readouterr(), str(out / zrun.RUN_FILE), "--overwrite")
+    for args in (["evaluate", str(out), "--k", "2"], tiny_args("vae", backend, out, 2, "--resume")):
+        assert main(args) == 2
+        assert_one_line_error(capsys.readouterr(), str(out / zrun.RUN_FILE), "--overwrite")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_checkpoints_carry_the_global_random_states(backend):
+def test_checkpoints_carry_the_global_random_states(loaded_trainer, backend):
     """Python's ``random`` and numpy's global generator continue where the
     checkpoint left them, in both formats."""
-    from conftest import tiny_config, tiny_options
-
-    trainer = zrun.make_trainer("vae", tiny_config("vae"), tiny_options(backend=backend))
+    trainer = loaded_trainer(backend)
     random.seed(5)
     np.random.seed(7)
     data = trainer.state_bytes(0)

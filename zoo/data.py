@@ -678,6 +678,33 @@ def select_labelled(dataset: Dataset, num_labelled: int, seed: int) -> Dataset:
     return dataclasses.replace(dataset, labelled=labelled)
 
 
+def oversampled_rows(labelled: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Row indices of a training set in which the labelled rows are repeated until
+    they make up about ``fraction`` of it: every minibatch of a random permutation
+    then holds about ``fraction * B`` labelled rows (VARIANTS.md §3b Corrections).
+
+    Each labelled row appears ``r`` or ``r + 1`` times (the extra copies drawn with
+    ``seed``), every unlabelled row once, in the original order. Per-row loss weights
+    are not changed, so the labelled terms weigh ``r`` times more per epoch. With
+    ``fraction`` 0, or when the labelled share already reaches it, nothing repeats.
+    """
+    labelled = np.asarray(labelled, dtype=bool)
+    num_labelled, num_unlabelled = int(labelled.sum()), int((~labelled).sum())
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"the labelled fraction must lie in [0, 1), got {fraction}.")
+    if fraction == 0.0 or num_labelled == 0 or num_labelled >= fraction * len(labelled):
+        return np.arange(len(labelled))
+    # copies * N_l / (copies * N_l + N_u) = fraction
+    copies = fraction * num_unlabelled / ((1.0 - fraction) * num_labelled)
+    repeats = np.full(len(labelled), 1)
+    whole = int(np.floor(copies))
+    rows = np.flatnonzero(labelled)
+    repeats[rows] = whole
+    extra = int(round((copies - whole) * num_labelled))
+    repeats[np.random.default_rng(seed).choice(rows, size=extra, replace=False)] += 1
+    return np.repeat(np.arange(len(labelled)), repeats)
+
+
 # --------------------------------------------------------------------------
 # Fair representations: a sensitive attribute per example
 # --------------------------------------------------------------------------

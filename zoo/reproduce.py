@@ -271,7 +271,7 @@ class Runner:
                 raise ReproduceError(f"the reference {reference} exists for the {references.BACKEND_OF[reference]} backend only")
             metrics = references.REFERENCES[reference](config, train_options, self.eval_k)
         else:
-            summary = train(variant, config, train_options, out, progress=False)
+            summary = train(variant, config, train_options, out, progress=False, overwrite=True)  # --keep-runs reused
             evaluation = evaluate(out, k=self.eval_k, extra=False)
             metrics = {k: v for k, v in {**summary, **evaluation}.items() if k != "config"}
         metrics["run_seconds"] = time.perf_counter() - started

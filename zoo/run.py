@@ -3,15 +3,25 @@
 A run directory holds::
 
     run.json            variant, backend, config and training options (to resume/evaluate)
-    checkpoint.ckpt     model, guide and optimizer state, RNG state, epoch (atomic)
+    checkpoint.ckpt     model, guide and optimizer state, RNG states, epoch (atomic;
+                        a format that loads without running code, zoo/checkpoint.py)
     metrics.jsonl       one line per finished epoch
     metrics.json        the final summary
     samples.png         decoded prior samples
     reconstructions.png test images (odd rows) and their reconstructions (even rows)
+    train.lock          held (fcntl.flock) by the one process training into the folder
 
 Checkpoints are written to a temporary file in the same folder and renamed over the
-old one, so an interrupted write never leaves a broken checkpoint. A non-finite loss
-stops the run without checkpointing it: the last good checkpoint stays.
+old one, so an interrupted write never leaves a broken checkpoint; temporary files a
+killed run left behind are removed by the next one. A non-finite loss stops the run
+without checkpointing it: the last good checkpoint stays.
+
+The rules of a run folder: one training writes into it at a time (a second is
+refused); a training never replaces an existing run unless told to (``--resume``
+continues it, ``--overwrite`` replaces it); a resumed run keeps its own options,
+and a command that asks for different ones is refused with the list of them (the
+epoch budget and the device may change); a budget the run is already past changes
+nothing. A metrics line torn by a kill is dropped on resume, with a note.
 """
 
 from __future__ import annotations
@@ -192,7 +202,10 @@ def restore(out: Path, device: str | None = None):
         options = dataclasses.replace(options, device=device)
     checkpoint = Path(out) / CHECKPOINT
     if not checkpoint.exists():
-        raise RunError(f"{checkpoint} not found: the run has not finished an epoch yet")
+        raise RunError(
+            f"{checkpoint} not found: the run has not finished an epoch yet, or the file was removed; "
+            "train it again with --overwrite"
+        )
     trainer = make_trainer(variant, config, options)
     epoch = load_checkpoint(trainer, checkpoint)
     return trainer, variant, config, options, epoch

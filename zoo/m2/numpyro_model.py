@@ -27,7 +27,7 @@ from numpyro.infer import Trace_ELBO, TraceEnum_ELBO
 from numpyro.infer.elbo import ELBO
 
 from guides.flax_nets import MLP, GaussianEncoder
-from zoo.data import check_likelihood
+from zoo.data import check_likelihood, oversampled_rows
 from zoo.numpyro_backend.objectives import log_importance_weights
 from zoo.numpyro_backend.variant import NumPyroVariant, make_decoder, mean_of, observation
 
@@ -216,10 +216,13 @@ class Variant(NumPyroVariant):
 
     # --- data ---------------------------------------------------------------
     def training_data(self, dataset) -> dict:
+        """Images, labels and mask, labelled rows repeated to ``labelled_fraction``
+        (zoo.data.oversampled_rows); alpha / N_l counts the distinct labels."""
         check_likelihood(dataset, self.config.likelihood)
         arrays = labelled_arrays(dataset)
         self.alpha_per_label = classification_weight(self.config.alpha_scale, arrays["labelled"])
-        return arrays
+        rows = oversampled_rows(arrays["labelled"], self.config.labelled_fraction)
+        return {key: value[rows] for key, value in arrays.items()}
 
     def test_data(self, dataset) -> dict:
         return {"x": dataset.x_test, "label": dataset.y_test}
@@ -256,17 +259,34 @@ class Variant(NumPyroVariant):
         rows = [x] + [self.decode(params, z, jnp.full_like(label, c)) for c in range(self.num_classes)]
         return jnp.stack(rows, axis=1).reshape(-1, x.shape[-1])
 
+    # Adam steps taken, read from the SVI state after each epoch (extra_metrics sees
+    # only the parameters); a run restored from a checkpoint falls back to this.
+    RESTORED_RUN_STEPS = 2000
+
+    def on_epoch_end(self, state, epoch: int, train_arrays: dict):
+        self.steps_taken = int(state.optim_state[0])
+        return state
+
+    def supervised_steps(self) -> int:
+        """``config.supervised_steps``, or as many Adam steps as M2 took (see the Pyro twin)."""
+        if self.config.supervised_steps is not None:
+            return int(self.config.supervised_steps)
+        return getattr(self, "steps_taken", self.RESTORED_RUN_STEPS)
+
     def extra_metrics(self, params, dataset, rng_key) -> dict:
-        """Test accuracy of ``q(y|x)`` against a supervised-only classifier of the same architecture."""
+        """Test accuracy of ``q(y|x)`` against a supervised-only classifier of the same
+        architecture given the same number of gradient steps."""
         keep = labelled_arrays(dataset)["labelled"]
+        steps = self.supervised_steps()
         supervised = supervised_baseline_accuracy(
             LogitsNet(self.config.hidden, self.num_classes, self.config.activation),
             dataset.x_train[keep], dataset.y_train[keep], dataset.x_test, dataset.y_test,
-            self.config.supervised_steps, dataset.binarize == "dynamic",
+            steps, dataset.binarize == "dynamic",
         )
         logits = self.apply(params, "classifier", self.classifier, jnp.asarray(dataset.x_test))
         return {
             "labels": int(keep.sum()),
+            "supervised_steps": steps,
             "test_accuracy": accuracy(logits, dataset.y_test),
             "supervised_test_accuracy": supervised,
         }

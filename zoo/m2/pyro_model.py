@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from guides.torch_nets import MLP, GaussianEncoder
-from zoo.data import check_likelihood
+from zoo.data import check_likelihood, oversampled_rows
 from zoo.pyro_backend.objectives import log_importance_weights
 from zoo.pyro_backend.variant import PyroVariant, make_decoder, mean_of, observation
 
@@ -226,10 +226,13 @@ class Variant(PyroVariant):
 
     # --- data ---------------------------------------------------------------
     def training_data(self, dataset) -> dict:
+        """Images, labels and mask, labelled rows repeated to ``labelled_fraction``
+        (zoo.data.oversampled_rows); alpha / N_l counts the distinct labels."""
         check_likelihood(dataset, self.config.likelihood)
         arrays = labelled_arrays(dataset)
         self.alpha_per_label = classification_weight(self.config.alpha_scale, arrays["labelled"])
-        return arrays
+        rows = oversampled_rows(arrays["labelled"], self.config.labelled_fraction)
+        return {key: value[rows] for key, value in arrays.items()}
 
     def test_data(self, dataset) -> dict:
         return {"x": dataset.x_test, "label": dataset.y_test}
@@ -278,6 +281,14 @@ class Variant(PyroVariant):
             rows.append(self.decode(z, torch.full_like(label, c)))
         return torch.stack(rows, dim=1).reshape(-1, x.shape[-1])
 
+    def supervised_steps(self) -> int:
+        """The baseline's Adam steps: ``config.supervised_steps``, or as many as M2
+        has taken (read from its optimizer, so a restored run knows them too)."""
+        if self.config.supervised_steps is not None:
+            return int(self.config.supervised_steps)
+        steps = [int(state["step"]) for optimizer in self.optimizers.values() for state in optimizer.state.values()]
+        return max(steps, default=0)
+
     def extra_metrics(self, dataset, device) -> dict:
         """Test accuracy of ``q(y|x)`` against a supervised-only classifier of the
         same architecture trained on the labelled examples alone."""
@@ -287,12 +298,14 @@ class Variant(PyroVariant):
         y_train = torch.as_tensor(dataset.y_train, device=device)[keep]
         x_test = torch.as_tensor(dataset.x_test, device=device)
         y_test = torch.as_tensor(dataset.y_test, device=device)
+        steps = self.supervised_steps()
         supervised = supervised_baseline_accuracy(
             lambda: LogitsNet(self.x_dim, self.config.hidden, self.num_classes, self.config.activation),
-            x_train, y_train, x_test, y_test, self.config.supervised_steps, dataset.binarize == "dynamic",
+            x_train, y_train, x_test, y_test, steps, dataset.binarize == "dynamic",
         )
         return {
             "labels": int(keep.sum()),
+            "supervised_steps": steps,
             "test_accuracy": accuracy(self.classifier(x_test), y_test),
             "supervised_test_accuracy": supervised,
         }

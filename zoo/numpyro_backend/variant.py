@@ -119,19 +119,21 @@ class NumPyroVariant:
         """One pure optimisation step: ``(state, batch) -> (state, loss summed over batch)``."""
         return self.svi.update(state, **batch)
 
-    def step(self, state: GroupedState, loss_fn, *groups: str):
+    def step(self, state: GroupedState, loss_fn, *groups: str, has_aux: bool = False):
         """One optimizer step of each of ``groups`` on ``loss_fn(params)``.
 
         ``loss_fn`` takes the whole parameter dict; it is differentiated with
         respect to those groups' parameters only, so it cannot move another
-        network. Returns ``(state, loss)``.
+        network. Returns ``(state, loss)``; with ``has_aux``, ``loss_fn`` returns
+        ``(loss, aux)`` and so does the step (``(state, (loss, aux))``), e.g. the
+        discriminator's cross-entropies that decide whether a step is kept.
         """
         keys = [name + "$params" for name in groups]
 
         def loss_of_own(own):
             return loss_fn({**state.params, **own})
 
-        loss, grads = jax.value_and_grad(loss_of_own)({key: state.params[key] for key in keys})
+        loss, grads = jax.value_and_grad(loss_of_own, has_aux=has_aux)({key: state.params[key] for key in keys})
         params, opt_states = dict(state.params), dict(state.opt_states)
         for name, key in zip(groups, keys):
             updates, opt_states[name] = self.optimizers[name].update(grads[key], opt_states[name], params[key])
