@@ -1,17 +1,20 @@
 """WSVAE against its baselines at an equal budget: perplexity, KL, active units.
 
-Four models, the same LSTM sizes, data, optimizer, epochs and seed:
+Six models, the same LSTM sizes, data, optimizer, epochs and seed:
 
 - ``wsvae``: wake (ELBO) and sleep (fit q to dreams) steps alternated (wsvae.4, wsvae.5);
+- ``wsvae-soft``: the same with soft dreams (expected embeddings, wsvae.6), whose
+  loss also trains the decoder;
 - ``vae-lm``: the same VAE without the sleep step (``sleep=false``), the plain
   Bowman-style VAE language model;
-- ``vae-lm+anneal+dropout``: the VAE-LM with the usual remedies against posterior
-  collapse (KL annealing over the first ``anneal`` steps, word dropout 0.25);
+- ``wsvae+anneal+dropout`` and ``vae-lm+anneal+dropout``: both with the usual
+  remedies against posterior collapse (KL annealing over the first ``anneal`` steps,
+  word dropout 0.5), so that the decoder has a reason to use z;
 - ``lstm-lm``: the decoder alone (``condition_on_z=false``: it sees z = 0), an LSTM
   language model with the same parameters, whose likelihood is exact.
 
 Each model is scored on the first ``--eval-points`` test sequences: per-token NLL
-and perplexity (wsvae.6; the IS bound with ``--particles`` samples, ``<eos>``
+and perplexity (wsvae.7; the IS bound with ``--particles`` samples, ``<eos>``
 counted; exact for the LM), the KL of q to the prior and the active units (latent
 dimensions whose posterior mean varies across data with variance > 0.01). The
 models train round-robin, one epoch each in turn, so load from elsewhere on the
@@ -44,11 +47,17 @@ RESULTS = Path(__file__).parent / "results"
 METRICS = ("test_perplexity", "test_token_nll", "test_kl", "active_units")
 
 
+WORD_DROPOUT = "0.5"
+
+
 def contenders(anneal_steps: int) -> dict[str, dict]:
+    remedies = {"kl_anneal_steps": str(anneal_steps), "word_dropout": WORD_DROPOUT}
     return {
         "wsvae": {},
+        "wsvae-soft": {"sleep_mode": "soft"},
         "vae-lm": {"sleep": "false"},
-        "vae-lm+anneal+dropout": {"sleep": "false", "kl_anneal_steps": str(anneal_steps), "word_dropout": "0.25"},
+        "wsvae+anneal+dropout": remedies,
+        "vae-lm+anneal+dropout": {"sleep": "false", **remedies},
         "lstm-lm": {"sleep": "false", "condition_on_z": "false"},
     }
 

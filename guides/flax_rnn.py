@@ -150,11 +150,19 @@ class SequenceEncoder(nn.Module):
         return self.embedding, self.lstm, self.head
 
     def __call__(self, x):
-        zeros = jnp.zeros((x.shape[0], self.hidden_size))
-        states = lstm(self.lstm, self.embedding["weight"][x], (zeros, zeros))
-        summary = jnp.take_along_axis(states, last_token_index(x)[:, None, None], 1)[:, 0]
+        return self.summarise(self.embedding["weight"][x], last_token_index(x))
+
+    def summarise(self, embedded, index):
+        """``(loc, scale)`` from embedded inputs (B, T, E) read at position ``index``
+        (the soft sleep step feeds expected embeddings ``p_t @ E``)."""
+        zeros = jnp.zeros((embedded.shape[0], self.hidden_size))
+        states = lstm(self.lstm, embedded, (zeros, zeros))
+        summary = jnp.take_along_axis(states, index[:, None, None], 1)[:, 0]
         loc, raw_scale = jnp.split(linear(self.head, summary), 2, -1)
         return loc, jax.nn.softplus(raw_scale) + 1e-4
+
+    def embedding_matrix(self):
+        return self.embedding["weight"]
 
 
 class SequenceDecoder(nn.Module):
@@ -196,6 +204,22 @@ class SequenceDecoder(nn.Module):
         )
         logits = linear(self.output, lstm(self.lstm, steps, carry))
         return logits.reshape(*batch_shape, length, self.vocab_size)
+
+    def soft_rollout(self, z, length: int):
+        """Soft dreams: token distributions p_t (B, length, V) when each step is fed the
+        expected embedding ``p_{t-1} @ E`` of the previous one (twin of
+        ``guides.torch_rnn.soft_rollout``)."""
+        z, carry = self._start(z)
+
+        def step(state, _):
+            carry, inputs = state
+            carry, h = lstm_step(self.lstm, carry, jnp.concatenate([inputs, z], -1))
+            p_t = jax.nn.softmax(linear(self.output, h), -1)
+            return (carry, p_t @ self.embedding["weight"]), p_t
+
+        start = jnp.broadcast_to(self.embedding["weight"][EOS], (z.shape[0], self.embed_dim))
+        _, probabilities = jax.lax.scan(step, (carry, start), None, length=length)
+        return jnp.swapaxes(probabilities, 0, 1)
 
     def sample(self, z, key, length: int, greedy: bool = False):
         """Tokens (B, length) from z (B, z_dim), drawn ancestrally (or by argmax) and

@@ -41,8 +41,8 @@ def initial_locations(rng_key, tree: TreeShape, z_dim: int, sigma_b: float) -> l
 class TreeGuide:
     """The tree's variational parameters as ``numpyro.param`` sites; see the torch twin."""
 
-    def __init__(self, tree: TreeShape, z_dim: int, sigma_b: float, gamma: float):
-        self.tree, self.z_dim, self.sigma_b, self.gamma = tree, z_dim, sigma_b, gamma
+    def __init__(self, tree: TreeShape, z_dim: int, sigma_b: float):
+        self.tree, self.z_dim, self.sigma_b = tree, z_dim, sigma_b
 
     def alpha(self, level: int):
         """``(m, s)`` of the node means of ``level`` (registering the params)."""
@@ -57,7 +57,7 @@ class TreeGuide:
     def sticks(self):
         size = (self.tree.num_sticks,)
         a = numpyro.param("tree_stick_a", jnp.full(size, math.log(math.expm1(1.0))))
-        b = numpyro.param("tree_stick_b", jnp.full(size, math.log(math.expm1(self.gamma))))
+        b = numpyro.param("tree_stick_b", jnp.log(jnp.expm1(jnp.asarray(self.tree.uniform_stick_b(), jnp.float32))))
         return dist.Kumaraswamy(jax.nn.softplus(a), jax.nn.softplus(b))
 
     def point_estimate(self, params):

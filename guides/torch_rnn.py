@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from guides.torch_nets import positive_scale
 
@@ -53,9 +52,14 @@ class SequenceEncoder(nn.Module):
         self.head = nn.Linear(hidden_size, 2 * z_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        states, _ = self.lstm(self.embedding(x))  # (B, T, H)
-        index = last_token_index(x)
-        summary = states[torch.arange(len(x), device=x.device), index]
+        return self.summarise(self.embedding(x), last_token_index(x))
+
+    def summarise(self, embedded: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loc, scale)`` from embedded inputs (B, T, E), read at position ``index``
+        of each row; ``forward`` embeds tokens, the soft sleep step feeds expected
+        embeddings ``p_t @ E``."""
+        states, _ = self.lstm(embedded)  # (B, T, H)
+        summary = states[torch.arange(len(embedded), device=embedded.device), index]
         loc, raw_scale = self.head(summary).chunk(2, -1)
         return loc, positive_scale(raw_scale)
 
@@ -95,6 +99,20 @@ class SequenceDecoder(nn.Module):
         steps = torch.cat([self.embedding(inputs), z.unsqueeze(1).expand(-1, length, -1)], -1)
         states, _ = self.lstm(steps, state)
         return self.output(states).reshape(*batch_shape, length, -1)
+
+    def soft_rollout(self, z: torch.Tensor, length: int) -> torch.Tensor:
+        """Soft dreams: the token distributions p_t (B, length, V) when each step is
+        fed the expected embedding ``p_{t-1} @ E`` of the previous step instead of a
+        sampled token. Differentiable in the decoder's parameters and in z."""
+        z, state = self._start(z)
+        inputs = self.embedding(torch.full((len(z),), EOS, dtype=torch.long, device=z.device))
+        probabilities = []
+        for _ in range(length):
+            out, state = self.lstm(torch.cat([inputs, z], -1).unsqueeze(1), state)
+            p_t = torch.softmax(self.output(out[:, 0]), -1)
+            probabilities.append(p_t)
+            inputs = p_t @ self.embedding.weight
+        return torch.stack(probabilities, 1)
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, length: int, greedy: bool = False) -> torch.Tensor:

@@ -43,11 +43,13 @@ class TreeGuide(nn.Module):
 
     Node locations start at a draw of the prior (``alpha_root ~ N(0, sigma_B^2)``,
     each child around its parent), so the leaves start apart; their scales start at
-    0.1. The fractions start at ``Kumaraswamy(1, gamma)``, which is exactly the
-    ``Beta(1, gamma)`` prior.
+    0.1. The fractions start at ``Kumaraswamy(1, b)`` with the ``b`` that gives every
+    child of a node the same expected weight (:meth:`TreeShape.uniform_stick_b`):
+    started at the ``Beta(1, gamma)`` prior instead, three quarters of the mass sit
+    on one leaf and the encoder sends every code there.
     """
 
-    def __init__(self, tree: TreeShape, z_dim: int, sigma_b: float, gamma: float):
+    def __init__(self, tree: TreeShape, z_dim: int, sigma_b: float):
         super().__init__()
         self.tree = tree
         locs, parent = [], torch.zeros(1, z_dim)
@@ -60,7 +62,8 @@ class TreeGuide(nn.Module):
             [nn.Parameter(torch.full((tree.level_size(level), z_dim), inverse_softplus(0.1))) for level in tree.levels]
         )
         self.stick_a = nn.Parameter(torch.full((tree.num_sticks,), inverse_softplus(1.0)))
-        self.stick_b = nn.Parameter(torch.full((tree.num_sticks,), inverse_softplus(gamma)))
+        b = torch.as_tensor(tree.uniform_stick_b(), dtype=torch.float32)
+        self.stick_b = nn.Parameter(torch.log(torch.expm1(b)))
 
     def alpha(self, level: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(m, s)`` of the node means of ``level``."""
@@ -72,4 +75,4 @@ class TreeGuide(nn.Module):
     @torch.no_grad()
     def point_estimate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The leaf means and leaf probabilities at the guide's means (for evaluation)."""
-        return self.alpha_loc[-1], leaf_probabilities(self.sticks().mean, self.tree)
+        return self.alpha_loc[-1].detach(), leaf_probabilities(self.sticks().mean, self.tree).detach()

@@ -57,6 +57,13 @@ class TreeShape:
             start = stop
         return slices
 
+    def uniform_stick_b(self) -> np.ndarray:
+        """``b`` of ``Kumaraswamy(1, b)`` per fraction giving every child of a node the same
+        expected weight: the k-th of B children (from 0) takes ``1 / (B - k)`` of what is
+        left, the mean of ``Kumaraswamy(1, B - 1 - k)``."""
+        per_node = self.branching - 1 - np.arange(self.branching - 1, dtype=np.float64)
+        return np.tile(per_node, self.num_sticks // (self.branching - 1))
+
     def node_name(self, level: int, index: int) -> str:
         """``r`` for the root, then the path of child indices: ``r.2.0``."""
         path, digits = [], index
@@ -113,6 +120,51 @@ def tree_dot(tree: TreeShape, leaf_probabilities: np.ndarray, leaf_counts: np.nd
             mass = mass.reshape(-1, tree.branching).sum(-1)
     lines.append("}")
     return "\n".join(lines)
+
+
+def hierarchical_kmeans(tree: TreeShape, codes: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+    """Node means from the codes, top-down: the root at their mean, then every node's
+    members split by k-means into ``branching`` children. A node with fewer members
+    than children keeps its children at its own mean (plus a tiny offset so they
+    differ). Returns one (nodes, d) array per level."""
+    from sklearn.cluster import KMeans
+
+    codes = np.asarray(codes, np.float64)
+    rng = np.random.default_rng(seed)
+    means = [codes.mean(0, keepdims=True)]
+    members = [np.arange(len(codes))]
+    for level in range(1, tree.depth + 1):
+        level_means, level_members = [], []
+        for parent, rows in enumerate(members):
+            if len(rows) >= tree.branching:
+                fit = KMeans(n_clusters=tree.branching, n_init=3, random_state=seed).fit(codes[rows])
+                level_means.append(fit.cluster_centers_)
+                level_members.extend(rows[fit.labels_ == child] for child in range(tree.branching))
+            else:
+                jitter = 1e-3 * rng.normal(size=(tree.branching, codes.shape[1]))
+                level_means.append(means[-1][parent] + jitter)
+                level_members.extend([rows] + [rows[:0]] * (tree.branching - 1))
+        means.append(np.concatenate(level_means))
+        members = level_members
+    return means
+
+
+def coordinate_ascent_leaf_means(codes, leaf_means, parent_means, leaf_probabilities, sigma_z: float,
+                                 sigma_b: float) -> np.ndarray:
+    """The paper's closed-form update of the leaf means given the codes (one CAVI round).
+
+    Responsibilities ``phi_nl ∝ pi_l N(z_n; m_l, sigma_Z^2 I)`` at the current means,
+    then each leaf's Gaussian posterior mean given its parent's:
+    ``m_l = (sum_n phi_nl z_n / sigma_Z^2 + m_pa / sigma_B^2) / (sum_n phi_nl / sigma_Z^2 + 1 / sigma_B^2)``.
+    ``parent_means`` holds each leaf's parent mean, one row per leaf.
+    """
+    codes = np.asarray(codes, np.float64)
+    log_phi = np.log(np.maximum(leaf_probabilities, 1e-30))[None] - (
+        ((codes[:, None, :] - leaf_means[None]) ** 2).sum(-1) / (2 * sigma_z**2))
+    phi = np.exp(log_phi - log_phi.max(-1, keepdims=True))
+    phi /= phi.sum(-1, keepdims=True)
+    weight = phi.sum(0)[:, None] / sigma_z**2 + 1 / sigma_b**2
+    return (phi.T @ codes / sigma_z**2 + parent_means / sigma_b**2) / weight
 
 
 def grow(tree: TreeShape, leaf_means: np.ndarray, leaf_mass: np.ndarray, codes: np.ndarray,

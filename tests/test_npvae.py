@@ -30,7 +30,7 @@ from scipy.special import logsumexp
 from guides.flax_nets import params_from_torch
 from guides.flax_tree import leaf_probabilities as jax_leaf_probabilities
 from guides.torch_tree import leaf_probabilities
-from guides.tree import TreeShape, grow, leaf_majority_accuracy, tree_dot
+from guides.tree import TreeShape, coordinate_ascent_leaf_means, grow, hierarchical_kmeans, leaf_majority_accuracy, tree_dot
 from zoo import registry
 from zoo.cli import main
 from zoo.data import load_dataset
@@ -177,7 +177,7 @@ def test_growth_reuses_a_dead_leaf_to_split_its_widest_sibling():
 @pytest.mark.parametrize("backend", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)])
 def test_cli_trains_evaluates_and_resumes(backend, tmp_path):
     out = tmp_path / "run"
-    assert main(tiny_args("npvae", backend, out, 1, "--set", "grow_every=1")) == 0
+    assert main(tiny_args("npvae", backend, out, 1, "--set", "grow_every=1", "--set", "leaf_updates=true")) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["train_loss"]) and 1 <= metrics["leaves_used"] <= 16
     assert sum(metrics["leaf_probabilities"]) == pytest.approx(1.0, abs=1e-3)
@@ -187,3 +187,30 @@ def test_cli_trains_evaluates_and_resumes(backend, tmp_path):
     assert main(["evaluate", str(out), "--k", "30", "--limit", "20"]) == 0
     evaluation = json.loads((out / "eval.json").read_text())
     assert 20 < evaluation["test_nll"] < 100 and 0 <= evaluation["leaf_accuracy"] <= 1
+
+
+def test_top_down_kmeans_puts_the_leaves_on_separated_blobs():
+    rng = np.random.default_rng(3)
+    tree = TreeShape(branching=2, depth=2)
+    centres = np.array([[-10, -10], [-10, -6], [10, 6], [10, 10]], np.float64)  # two pairs of two
+    codes = np.concatenate([c + 0.1 * rng.normal(size=(30, 2)) for c in centres])
+    root, level_1, leaves = hierarchical_kmeans(tree, codes)
+    np.testing.assert_allclose(root[0], codes.mean(0))
+    np.testing.assert_allclose(np.sort(level_1[:, 1]), [-8, 8], atol=0.1)
+    for child in (0, 1):  # each level-1 node's leaves are its own pair of blobs
+        pair = leaves[2 * child: 2 * child + 2]
+        assert np.sign(pair[0, 0]) == np.sign(pair[1, 0]) == np.sign(level_1[child, 0])
+    np.testing.assert_allclose(np.sort(leaves[:, 1]), [-10, -6, 6, 10], atol=0.1)
+
+
+def test_leaf_update_is_the_gaussian_posterior_mean_given_hard_assignments():
+    """Far-apart leaves take all of their codes (phi is 0 or 1), so the update is
+    (sum z / sigma_Z^2 + m_pa / sigma_B^2) / (n / sigma_Z^2 + 1 / sigma_B^2)."""
+    rng = np.random.default_rng(4)
+    codes = np.concatenate([rng.normal(-20, 1, (5, 3)), rng.normal(20, 1, (7, 3))])
+    parents = np.zeros((2, 3))
+    means = coordinate_ascent_leaf_means(codes, np.array([[-19.0] * 3, [19.0] * 3]), parents, np.array([0.5, 0.5]), 0.5, 2.0)
+    for leaf, rows in ((0, slice(0, 5)), (1, slice(5, 12))):
+        n = rows.stop - rows.start
+        expected = (codes[rows].sum(0) / 0.25) / (n / 0.25 + 1 / 4.0)
+        np.testing.assert_allclose(means[leaf], expected, rtol=1e-10)

@@ -6,10 +6,11 @@
 - The decoder's sequence log-likelihood (the model's ``x`` site) is the sum of the
   per-step conditionals computed by stepping the LSTM by hand, and padding changes
   neither it nor the encoder (wsvae.2, wsvae.3).
-- A decoder that outputs zero logits is uniform: perplexity = vocabulary size (wsvae.6).
+- A decoder that outputs zero logits is uniform: perplexity = vocabulary size (wsvae.7).
 - Pyro and NumPyro with copied weights give the same encoder, decoder logits, model
-  and guide densities.
-- The sleep step moves the encoder only; word dropout and KL annealing do what they say.
+  and guide densities, soft-sleep loss (wsvae.6) and greedy decodings.
+- The sleep step moves the encoder only, the soft one both groups; word dropout and KL
+  annealing do what they say.
 - ``vaezoo train/evaluate/--resume`` on the words set.
 """
 
@@ -202,14 +203,17 @@ def test_backends_agree_with_copied_weights():
         ]
         inputs = flax_rnn.decoder_inputs(x)
         logits = jax_variant.decoder.apply({"params": params["decoder$params"]}, z, inputs)
-        return jax_variant.posterior(params, x), logits, densities, jax_variant.decode(params, z)
+        soft = jax_variant.soft_sleep_loss(params, z)
+        return jax_variant.posterior(params, x), logits, densities, jax_variant.decode(params, z), soft
 
-    (jloc, jscale), jlogits, densities, greedy = numpyro_side(params, jnp.asarray(x), jnp.asarray(z))
+    (jloc, jscale), jlogits, densities, greedy, soft = numpyro_side(params, jnp.asarray(x), jnp.asarray(z))
     np.testing.assert_allclose(np.asarray(jloc), loc.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(jscale), scale.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(jlogits), logits.numpy(), atol=1e-5)
     assert float(densities[0]) == pytest.approx(model_trace.log_prob_sum().item(), abs=1e-3)
     assert float(densities[1]) == pytest.approx(guide_trace.log_prob_sum().item(), abs=1e-3)
+    with torch.no_grad():
+        assert float(soft) == pytest.approx(torch_variant.soft_sleep_loss(tz).item(), rel=1e-4)  # (wsvae.6)
     # Greedy decoding from the same z gives the same tokens.
     np.testing.assert_array_equal(np.asarray(greedy), torch_variant.decode(tz).numpy())
 
@@ -224,6 +228,14 @@ def test_sleep_step_moves_the_encoder_only():
     variant.step(pyro_sleep_loss(variant.model, variant.guide, x=None, num_dreams=8), "encoder")
     moved = {name for name, p in variant.named_parameters() if not torch.equal(p, before[name])}
     assert moved and all(name.startswith("encoder.") for name in moved)
+
+
+def test_soft_sleep_trains_the_decoder_too():
+    """(wsvae.6) is differentiable through the soft dreams: both groups get gradients."""
+    variant = tiny_variant("pyro", sleep_mode="soft")
+    variant.soft_sleep_loss(torch.randn(8, 3)).backward()
+    for group in (variant.decoder, variant.encoder):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in group.parameters())
 
 
 @pytest.mark.slow  # compiling the dream and its gradient: 10-40 s on a shared CPU

@@ -98,6 +98,8 @@ CARD = MathCard(
         Hyperparameter("gamma", 10.0, "stick concentration, V ~ Beta(1, gamma)", r"\gamma"),
         Hyperparameter("sigma_b", 1.0, "step of a child's mean from its parent's", r"\sigma_B"),
         Hyperparameter("sigma_z", 0.5, "spread of codes around their leaf's mean", r"\sigma_Z"),
+        Hyperparameter("kmeans_init_epochs", 1, "epochs after which the node means restart from a top-down k-means of the codes (0: never)"),
+        Hyperparameter("leaf_updates", False, "closed-form update of the leaf means given the codes after every epoch (the paper's coordinate ascent)"),
         Hyperparameter("grow_every", 0, "epochs between rounds of the optional tree growth (0: off)"),
         Hyperparameter("prune_mass", 1e-3, "leaf probability below which the growth hook re-uses a leaf"),
         Hyperparameter("likelihood", "bernoulli", "observation model p(x|z): bernoulli or gaussian"),
@@ -115,12 +117,18 @@ CARD = MathCard(
         "children) and merging leaves with mean assignment below 1e-3. The zoo fits a fixed truncated "
         "tree and the networks jointly by SVI; the growth is an optional end-of-epoch hook "
         "(grow_every) that, inside the fixed truncation, re-uses a dead leaf to split its widest "
-        "sibling by 2-means and restarts that parent's sticks at the prior.",
+        "sibling by 2-means and restarts that parent's sticks at an equal split.",
         "The paper's data are groups (videos) with per-group sticks; images are i.i.d., so there is one "
         "global group here.",
         "The paper's recognition network reads 4096-d CNN features with an l2 reconstruction; here it reads "
         "pixels with a Bernoulli likelihood.",
-        "Node-mean locations start at a draw of the prior, level by level, so the leaves start apart.",
+        "After kmeans_init_epochs epochs the node means restart from a top-down k-means of the encoder's codes "
+        "(root at their mean, each node's members split into its children), the zoo's stand-in for the paper's "
+        "coordinate ascent on the codes: from a prior draw alone, the leaf nearest the initial codes takes every "
+        "image and the others never receive data. "
+        "Node-mean locations start at a draw of the prior, level by level; the "
+        "stick guides start at an equal split between children (at the Beta(1, gamma) prior, three quarters of "
+        "the mass would sit on one leaf and every code would go there).",
     ),
     claims=(
         Claim(

@@ -15,6 +15,13 @@ class Config(VariantConfig):
     gamma: float = 10.0  # V_e ~ Beta(1, gamma), the nCRP's concentration (the paper's 10)
     sigma_b: float = 1.0  # a child's mean around its parent's, N(alpha_pa, sigma_B^2 I)
     sigma_z: float = 0.5  # a code around its leaf's mean, N(alpha_c, sigma_Z^2 I)
+    # After this many epochs the node means restart from a top-down k-means of the
+    # codes (0: never). Started from a prior draw alone, the nearest leaf to the
+    # initial codes takes every image and the others never receive data.
+    kmeans_init_epochs: int = 1
+    # Every epoch end, the paper's closed-form update of the leaf means given the
+    # codes (coordinate ascent between SGD epochs); False leaves them to SVI alone.
+    leaf_updates: bool = False
     # The optional tree-growth hook (on_epoch_end): every grow_every epochs a leaf
     # whose mass is below prune_mass is moved to split the widest sibling leaf
     # (2-means). 0 turns it off.
@@ -30,6 +37,8 @@ class Config(VariantConfig):
         for name in ("gamma", "sigma_b", "sigma_z"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.kmeans_init_epochs < 0:
+            raise ConfigError(f"kmeans_init_epochs must be non-negative (0: never), got {self.kmeans_init_epochs}")
         if self.grow_every < 0:
             raise ConfigError(f"grow_every must be non-negative (0: no growth), got {self.grow_every}")
 

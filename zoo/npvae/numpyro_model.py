@@ -21,7 +21,7 @@ from numpyro.infer import TraceEnum_ELBO
 
 from guides.flax_nets import GaussianEncoder
 from guides.flax_tree import TreeGuide, leaf_probabilities
-from guides.tree import grow, tree_metrics
+from guides.tree import coordinate_ascent_leaf_means, grow, hierarchical_kmeans, tree_metrics
 from zoo.numpyro_backend.variant import NumPyroVariant, make_decoder, observation
 
 
@@ -31,7 +31,7 @@ class Variant(NumPyroVariant):
         self.tree = config.tree
         self.encoder = GaussianEncoder(config.hidden, config.z_dim, config.activation)
         self.decoder = make_decoder(config, x_dim)
-        self.tree_guide = TreeGuide(self.tree, config.z_dim, config.sigma_b, config.gamma)
+        self.tree_guide = TreeGuide(self.tree, config.z_dim, config.sigma_b)
         self.num_train = None  # set by training_data: the globals' weight is B / N
 
     def global_scale(self, batch_size: int) -> float:
@@ -100,6 +100,22 @@ class Variant(NumPyroVariant):
 
     # --- the optional tree growth -------------------------------------------------
     def on_epoch_end(self, state, epoch: int, train_arrays: dict):
+        """The k-means restart of the node means after ``kmeans_init_epochs``, and the
+        closed-form leaf update (``leaf_updates``) and the optional growth every
+        ``grow_every`` epochs (all outside jit, on the SVI state)."""
+        params = self.params(state)
+        codes = self.codes(params, train_arrays["x"])
+        depth = self.tree.depth
+        if epoch + 1 == self.config.kmeans_init_epochs:
+            levels = hierarchical_kmeans(self.tree, codes, epoch)
+            state = self.replace_params(state, {f"tree_alpha_loc_{level}": jnp.asarray(means, jnp.float32)
+                                                for level, means in enumerate(levels)})
+        elif self.config.leaf_updates and epoch + 1 > self.config.kmeans_init_epochs:
+            _, pi = self.tree_guide.point_estimate(params)
+            parents = np.asarray(params[f"tree_alpha_loc_{depth - 1}"])[self.tree.parents(depth)]
+            means = coordinate_ascent_leaf_means(codes, np.asarray(params[f"tree_alpha_loc_{depth}"]), parents,
+                                                 np.asarray(pi), self.config.sigma_z, self.config.sigma_b)
+            state = self.replace_params(state, {f"tree_alpha_loc_{depth}": jnp.asarray(means, jnp.float32)})
         every = self.config.grow_every
         if not every or (epoch + 1) % every:
             return state
@@ -107,13 +123,18 @@ class Variant(NumPyroVariant):
         leaf_means, pi = (np.asarray(t) for t in self.tree_guide.point_estimate(params))
         means, restarted = grow(self.tree, leaf_means, pi, self.codes(params, train_arrays["x"]),
                                 self.config.prune_mass, epoch)
-        step, (unconstrained, optimizer_state) = state.optim_state
-        unconstrained = dict(unconstrained)
-        unconstrained[f"tree_alpha_loc_{self.tree.depth}"] = jnp.asarray(means, jnp.float32)
-        a, b = np.array(unconstrained["tree_stick_a"]), np.array(unconstrained["tree_stick_b"])
+        a, b = np.array(params["tree_stick_a"]), np.array(params["tree_stick_b"])
         offset = self.tree.stick_slices()[-1].start
-        for parent in restarted:  # the re-used leaf's siblings break their stick afresh
+        equal_split = np.log(np.expm1(self.tree.uniform_stick_b()[: self.tree.branching - 1]))
+        for parent in restarted:  # the re-used leaf's siblings split their stick equally again
             where = slice(offset + parent * (self.tree.branching - 1), offset + (parent + 1) * (self.tree.branching - 1))
-            a[where], b[where] = math.log(math.expm1(1.0)), math.log(math.expm1(self.config.gamma))
-        unconstrained["tree_stick_a"], unconstrained["tree_stick_b"] = jnp.asarray(a), jnp.asarray(b)
-        return state._replace(optim_state=(step, (unconstrained, optimizer_state)))
+            a[where], b[where] = math.log(math.expm1(1.0)), equal_split
+        return self.replace_params(state, {f"tree_alpha_loc_{self.tree.depth}": jnp.asarray(means, jnp.float32),
+                                           "tree_stick_a": jnp.asarray(a), "tree_stick_b": jnp.asarray(b)})
+
+    @staticmethod
+    def replace_params(state, changes: dict):
+        """``state`` with some parameters set (all tree parameters are unconstrained,
+        so the optimizer's copy is the value). The optax moments are kept."""
+        step, (params, optimizer_state) = state.optim_state
+        return state._replace(optim_state=(step, ({**params, **changes}, optimizer_state)))

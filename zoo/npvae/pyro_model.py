@@ -24,7 +24,7 @@ from pyro.infer import TraceEnum_ELBO
 
 from guides.torch_nets import GaussianEncoder
 from guides.torch_tree import TreeGuide, inverse_softplus, leaf_probabilities
-from guides.tree import grow, tree_metrics
+from guides.tree import coordinate_ascent_leaf_means, grow, hierarchical_kmeans, tree_metrics
 from zoo.pyro_backend.variant import PyroVariant, make_decoder, observation
 
 
@@ -34,7 +34,7 @@ class Variant(PyroVariant):
         self.tree = config.tree
         self.encoder = GaussianEncoder(x_dim, config.hidden, config.z_dim, config.activation)
         self.decoder = make_decoder(config, config.z_dim, x_dim)
-        self.tree_guide = TreeGuide(self.tree, config.z_dim, config.sigma_b, config.gamma)
+        self.tree_guide = TreeGuide(self.tree, config.z_dim, config.sigma_b)
         self.num_train = None  # set by training_data: the globals' weight is B / N
 
     def global_scale(self, batch_size: int) -> float:
@@ -110,20 +110,36 @@ class Variant(PyroVariant):
     # --- the optional tree growth -------------------------------------------------
     @torch.no_grad()
     def on_epoch_end(self, epoch: int, train_arrays: dict) -> None:
+        """The k-means restart of the node means after ``kmeans_init_epochs``, and the
+        closed-form leaf update (``leaf_updates``), and the optional growth every
+        ``grow_every`` epochs."""
+        codes = self.codes(train_arrays["x"])
+        locs = self.tree_guide.alpha_loc
+        if epoch + 1 == self.config.kmeans_init_epochs:
+            for loc, means in zip(locs, hierarchical_kmeans(self.tree, codes, epoch)):
+                loc.copy_(torch.as_tensor(means, dtype=loc.dtype))
+        elif self.config.leaf_updates and epoch + 1 > self.config.kmeans_init_epochs:
+            _, pi = self.tree_guide.point_estimate()
+            parents = locs[-2].cpu().numpy()[self.tree.parents(self.tree.depth)]
+            means = coordinate_ascent_leaf_means(codes, locs[-1].cpu().numpy(), parents, pi.cpu().numpy(),
+                                                 self.config.sigma_z, self.config.sigma_b)
+            locs[-1].copy_(torch.as_tensor(means, dtype=locs[-1].dtype))
         every = self.config.grow_every
         if not every or (epoch + 1) % every:
             return
         leaf_means, pi = (t.cpu().numpy() for t in self.tree_guide.point_estimate())
         means, restarted = grow(self.tree, leaf_means, pi, self.codes(train_arrays["x"]), self.config.prune_mass, epoch)
         self.tree_guide.alpha_loc[-1].copy_(torch.as_tensor(means, dtype=self.tree_guide.alpha_loc[-1].dtype))
-        restart_sticks(self.tree, restarted, self.tree_guide.stick_a, self.tree_guide.stick_b, self.config.gamma)
+        restart_sticks(self.tree, restarted, self.tree_guide.stick_a, self.tree_guide.stick_b)
 
 
-def restart_sticks(tree, parents, stick_a, stick_b, gamma: float) -> None:
-    """Put the fractions of the given last-internal-level ``parents`` back at the prior."""
+def restart_sticks(tree, parents, stick_a, stick_b) -> None:
+    """Put the fractions of the given last-internal-level ``parents`` back at their
+    initial values, an equal split between the children."""
     offset = tree.stick_slices()[-1].start
+    equal_split = torch.as_tensor(tree.uniform_stick_b()[: tree.branching - 1], dtype=stick_b.dtype)
     for parent in parents:
         where = slice(offset + parent * (tree.branching - 1), offset + (parent + 1) * (tree.branching - 1))
         stick_a[where] = inverse_softplus(1.0)
-        stick_b[where] = inverse_softplus(gamma)
+        stick_b[where] = torch.log(torch.expm1(equal_split))
 

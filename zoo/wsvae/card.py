@@ -1,6 +1,19 @@
 """The math card of WSVAE."""
 
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
+from zoo.claims import Budget, Claim, Contender, PaperFigure
+
+# Text, not images: the quick budget is the characters of words (seconds per run on
+# a CPU with small LSTMs), the full one the WordNet glosses at word level.
+TEXT_QUICK = Budget(dataset="words", epochs=3, seeds=2, batch_size=64, lr=2e-3, limit_train=3000, limit_test=300,
+                    eval_k=20, binarize="none", settings={"rnn_size": 64, "eval_particles": 20, "eval_limit": 300})
+TEXT_FULL = Budget(dataset="glosses", epochs=5, seeds=2, batch_size=64, lr=2e-3, limit_train=20000, limit_test=1000,
+                   eval_k=100, binarize="none", settings={"eval_particles": 100, "eval_limit": 1000})
+VAE_LM = Contender("VAE-LM (no sleep)", "wsvae", settings={"sleep": False})
+LSTM_LM = Contender("LSTM LM (same size)", "wsvae", settings={"sleep": False, "condition_on_z": False})
+PAPER = PaperFigure(
+    "lower perplexity than latent-variable LMs; numbers not known", "Shen, Su, Niu et al. 2017, abstract", "unconfirmed"
+)
 
 CARD = MathCard(
     name="wsvae",
@@ -55,6 +68,15 @@ CARD = MathCard(
         ),
         Equation(
             "wsvae.6",
+            r"\mathcal L_{\text{soft}}(\theta, \phi) = -\,\mathbb E_{z \sim p(z)} \log q_\phi\big(z \mid \bar e_{1:T}\big),\qquad"
+            r" \bar e_t = E_\phi^\top \pi_t,\ \ \pi_t = \mathrm{softmax}(W h_t + w),\ \ h_t = \mathrm{LSTM}_\theta\big(h_{t-1}, [E_\theta^\top \pi_{t-1}; z]\big)",
+            "Option sleep_mode=soft, the second reading of dreamed encodings: the dream is the "
+            "decoder's token distributions fed back as expected embeddings, so the loss is "
+            "differentiable in theta too and steps both groups, a latent-reconstruction "
+            "(mutual-information) regulariser rather than the sleep-phi step.",
+        ),
+        Equation(
+            "wsvae.7",
             r"\mathrm{PPL} = \exp\Big(-\frac{\sum_n \mathcal L_K(x_n)}{\sum_n L_n}\Big),\qquad \mathcal L_K(x) = \log \frac1K \sum_{k=1}^K \frac{p_\theta(x, z_k)}{q_\phi(z_k\mid x)}",
             "Evaluation: per-token perplexity from the importance-sampled log-likelihood, end tokens counted.",
         ),
@@ -70,13 +92,49 @@ CARD = MathCard(
         Hyperparameter("rnn_size", 128, "LSTM state width of encoder and decoder"),
         Hyperparameter("sleep", True, "alternate the sleep step (wsvae.5); false gives the VAE-LM"),
         Hyperparameter("sleep_batch", 0, "dreams per sleep step (0: the batch size)"),
+        Hyperparameter("sleep_mode", "tokens", "tokens: sampled dreams, theta fixed (wsvae.5); soft: expected embeddings (wsvae.6)"),
         Hyperparameter("word_dropout", 0.0, "probability of replacing a decoder input by <unk> (wsvae.4)"),
         Hyperparameter("kl_anneal_steps", 0, "steps of the linear KL warm-up (0: none)", r"\beta_t"),
         Hyperparameter("condition_on_z", True, "false: the decoder sees z = 0, an LSTM LM of the same size"),
-        Hyperparameter("eval_particles", 100, "importance samples of the perplexity (wsvae.6)", "K"),
+        Hyperparameter("eval_particles", 100, "importance samples of the perplexity (wsvae.7)", "K"),
         Hyperparameter("eval_limit", 1000, "test sequences of the extra metrics"),
     ),
     objective_kind="wake-sleep (ELBO / sleep-phi)",
+    claims=(
+        Claim(
+            id="wsvae.perplexity_below_vae_lm",
+            statement="WSVAE's test perplexity is below that of the same VAE trained without the sleep step",
+            metric="test_perplexity",
+            ours=Contender("WSVAE", "wsvae"),
+            baseline=VAE_LM,
+            direction="lower",
+            paper=PAPER,
+            budgets={"quick": TEXT_QUICK, "full": TEXT_FULL},
+            note="Offline corpora (words, WordNet glosses) stand in for the paper's corpus, probably the Penn Treebank.",
+        ),
+        Claim(
+            id="wsvae.perplexity_near_lstm_lm",
+            statement="WSVAE's test perplexity is no worse than an LSTM language model of the same size by more than 2%",
+            metric="test_token_nll",
+            ours=Contender("WSVAE", "wsvae"),
+            baseline=LSTM_LM,
+            direction="lower",
+            margin=-0.02,
+            paper=PAPER,
+            budgets={"quick": TEXT_QUICK, "full": TEXT_FULL},
+            note="A 2% perplexity tolerance is a per-token NLL tolerance of about 0.02 nats; the LM's NLL is exact, WSVAE's an IS bound.",
+        ),
+        Claim(
+            id="wsvae.kl_positive",
+            statement="WSVAE's posterior does not collapse: the KL of q(z|x) to the prior stays above 0.1 nats per sequence",
+            metric="test_kl",
+            ours=Contender("WSVAE", "wsvae"),
+            threshold=0.1,
+            direction="higher",
+            paper=PaperFigure("KL vanishing avoided", "Shen, Su, Niu et al. 2017, abstract", "unconfirmed"),
+            budgets={"quick": TEXT_QUICK, "full": TEXT_FULL},
+        ),
+    ),
     evaluation=(
         "per-token NLL and perplexity from the IS log-likelihood (K = 100), the KL of q to the prior "
         "and active units on the test split, against an LSTM language model of the same size "

@@ -25,7 +25,14 @@ from numpyro import handlers
 from numpyro.contrib.module import flax_module
 from numpyro.infer import TraceMeanField_ELBO
 
-from guides.flax_rnn import SequenceDecoder, SequenceEncoder, decoder_inputs, sequence_log_likelihood, token_mask
+from guides.flax_rnn import (
+    SequenceDecoder,
+    SequenceEncoder,
+    decoder_inputs,
+    last_token_index,
+    sequence_log_likelihood,
+    token_mask,
+)
 from zoo.numpyro_backend.objectives import iwae_bound, sleep_loss
 from zoo.numpyro_backend.variant import NumPyroVariant
 from zoo.text import UNK
@@ -130,8 +137,9 @@ class Variant(NumPyroVariant):
         return jnp.where(drop, UNK, inputs)
 
     def update(self, state, batch):
-        """Wake (wsvae.4) on the batch for both groups, then sleep (wsvae.5) on as many
-        dreams for the encoder; returns the wake loss summed over the batch."""
+        """Wake (wsvae.4) on the batch for both groups, then sleep on as many dreams:
+        (wsvae.5) for the encoder, or with ``sleep_mode="soft"`` (wsvae.6) for both
+        groups; returns the wake loss summed over the batch."""
         x = batch["x"]
         rng_key, drop_key, wake_key, sleep_key = jax.random.split(state.rng_key, 4)
         inputs, kl_weight = self.dropped_inputs(drop_key, x), self.kl_weight(state.step)
@@ -145,9 +153,22 @@ class Variant(NumPyroVariant):
         state, loss = self.step(state, wake, "decoder", "encoder")
         if self.config.sleep:
             dreams = self.config.sleep_batch or x.shape[0]
-            sleep = lambda params: sleep_loss(self.model, self.guide, params, sleep_key, x=None, num_dreams=dreams)  # noqa: E731
-            state, _ = self.step(state, sleep, "encoder")
+            if self.config.sleep_mode == "tokens":
+                sleep = lambda params: sleep_loss(self.model, self.guide, params, sleep_key, x=None, num_dreams=dreams)  # noqa: E731
+                state, _ = self.step(state, sleep, "encoder")
+            else:
+                z = jax.random.normal(sleep_key, (dreams, self.config.z_dim))
+                state, _ = self.step(state, lambda params: self.soft_sleep_loss(params, z), "decoder", "encoder")
         return state._replace(step=state.step + 1), loss
+
+    def soft_sleep_loss(self, params, z):
+        """(wsvae.6) ``-sum_n log q_phi(z_n | E_phi^T p_theta(z_n))`` on soft dreams,
+        differentiable in theta as well (see the Pyro twin)."""
+        probabilities = self.decoder.apply({"params": params["decoder$params"]}, z, self.x_dim, method="soft_rollout")
+        index = last_token_index(jnp.argmax(probabilities, -1))  # the first likely <eos>
+        embedded = probabilities @ params["encoder$params"]["embedding"]["weight"]
+        loc, scale = self.encoder.apply({"params": params["encoder$params"]}, embedded, index, method="summarise")
+        return -dist.Normal(loc, scale).log_prob(z).sum()
 
     # --- evaluation --------------------------------------------------------------------
     def reconstruct(self, params, x, **batch):
@@ -170,7 +191,7 @@ class Variant(NumPyroVariant):
         return self.decoder.apply({"params": params["decoder$params"]}, z, token_key, self.x_dim, method="sample")
 
     def extra_metrics(self, params, dataset, rng_key) -> dict:
-        """(wsvae.6) per-token NLL and perplexity, KL and active units (see the Pyro twin)."""
+        """(wsvae.7) per-token NLL and perplexity, KL and active units (see the Pyro twin)."""
         x_all = jnp.asarray(self.test_data(dataset)["x"][: self.config.eval_limit])
         log_px, kl, codes = [], [], []
         for start in range(0, len(x_all), BLOCK):

@@ -20,7 +20,14 @@ import torch
 from pyro import poutine
 from torch.distributions import kl_divergence
 
-from guides.torch_rnn import SequenceDecoder, SequenceEncoder, decoder_inputs, sequence_log_likelihood, token_mask
+from guides.torch_rnn import (
+    SequenceDecoder,
+    SequenceEncoder,
+    decoder_inputs,
+    last_token_index,
+    sequence_log_likelihood,
+    token_mask,
+)
 from zoo.data import DataError
 from zoo.pyro_backend.objectives import iwae_bound, sleep_loss
 from zoo.pyro_backend.variant import PyroVariant
@@ -103,16 +110,31 @@ class Variant(PyroVariant):
         return torch.where(drop, torch.full_like(inputs, UNK), inputs)
 
     def train_step(self, batch: dict) -> float:
-        """Wake (wsvae.4) on the batch for both groups, then sleep (wsvae.5) on as
-        many dreams for the encoder; returns the wake loss summed over the batch."""
+        """Wake (wsvae.4) on the batch for both groups, then sleep on as many dreams:
+        (wsvae.5) for the encoder, or with ``sleep_mode="soft"`` (wsvae.6) for both
+        groups; returns the wake loss summed over the batch."""
         x = batch["x"]
         wake = self.training_loss({"x": x, "inputs": self.dropped_inputs(x), "kl_weight": self.kl_weight()})
         loss = self.step(wake, "decoder", "encoder")
         if self.config.sleep:
             dreams = self.config.sleep_batch or len(x)
-            self.step(sleep_loss(self.model, self.guide, x=None, num_dreams=dreams), "encoder")
+            if self.config.sleep_mode == "tokens":
+                self.step(sleep_loss(self.model, self.guide, x=None, num_dreams=dreams), "encoder")
+            else:
+                z = torch.randn(dreams, self.config.z_dim, device=x.device)
+                self.step(self.soft_sleep_loss(z), "decoder", "encoder")
         self.num_steps += 1
         return loss
+
+    def soft_sleep_loss(self, z):
+        """(wsvae.6) ``-sum_n log q_phi(z_n | E_phi^T p_theta(z_n))``: the soft dream of
+        z (the decoder's token distributions, fed back as expected embeddings) read by
+        the encoder. Differentiable in theta as well: a latent-reconstruction
+        (mutual-information) term that rewards a decoder whose output tells z apart."""
+        probabilities = self.decoder.soft_rollout(z, self.x_dim)
+        index = last_token_index(probabilities.argmax(-1))  # the first likely <eos>
+        loc, scale = self.encoder.summarise(probabilities @ self.encoder.embedding.weight, index)
+        return -dist.Normal(loc, scale).log_prob(z).sum()
 
     # --- evaluation --------------------------------------------------------------------
     def encode(self, x, **batch):
@@ -129,7 +151,7 @@ class Variant(PyroVariant):
 
     @torch.no_grad()
     def extra_metrics(self, dataset, device) -> dict:
-        """(wsvae.6) per-token NLL and perplexity, KL and active units on the test set.
+        """(wsvae.7) per-token NLL and perplexity, KL and active units on the test set.
 
         The NLL is the importance-sampled bound ``L_K`` with K = ``eval_particles``,
         summed over the first ``eval_limit`` test sequences and divided by their tokens

@@ -10,6 +10,7 @@ from zoo.numpyro_backend.objectives.adversarial import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.fisher import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.free_bits import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.importance import *  # noqa: F401,F403
+from zoo.numpyro_backend.objectives.local_reconstruction import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.mmd import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.mutual_information import *  # noqa: F401,F403
 from zoo.numpyro_backend.objectives.proposal import *  # noqa: F401,F403
