@@ -61,7 +61,8 @@ class MaskedConv(nn.Module):
 
 
 class LocalPixelCNN(nn.Module):
-    """``(x, z) ->`` Bernoulli logits of ``p(x_i | z, x_W(i))``; see the torch twin."""
+    """``(x, z) ->`` Bernoulli logits of ``p(x_i | z, x_W(i))``; see the torch twin
+    (``z_features``, ``rows`` and ``__call__`` mirror its methods)."""
 
     x_dim: int
     hidden: Sequence[int] = (400,)
@@ -69,44 +70,65 @@ class LocalPixelCNN(nn.Module):
     filters: int = 12
     z_channels: int = 4
 
-    @nn.compact
-    def __call__(self, x, z):
-        side = square_side(self.x_dim)
-        leading = jnp.broadcast_shapes(x.shape[:-1], z.shape[:-1])
-        h = jnp.broadcast_to(x, (*leading, self.x_dim)).reshape(-1, side, side, 1)
+    def setup(self):
+        self.side = square_side(self.x_dim)
         if self.z_channels > 0:
-            z = jnp.broadcast_to(z, (*leading, z.shape[-1])).reshape(-1, z.shape[-1])
-            sizes = [*self.hidden, self.z_channels * self.x_dim]
-            for i, size in enumerate(sizes):
-                z = nn.Dense(size, name=f"z_map_{i}")(z)
-                if i < len(sizes) - 1:
-                    z = nn.elu(z)
-            # torch's (C, H, W) flattening order, then NHWC.
-            z_map = z.reshape(-1, self.z_channels, side, side).transpose(0, 2, 3, 1)
+            self.z_map = [nn.Dense(size) for size in (*self.hidden, self.z_channels * self.x_dim)]
+            self.conditions = [nn.Conv(self.filters, (1, 1)) for _ in range(max(self.layers, 1))]
+        self.convs = [MaskedConv("A" if i == 0 else "B", self.filters) for i in range(self.layers)]
+        self.head = nn.Conv(1, (1, 1))
+
+    def z_features(self, z):
+        """The (N, H, W, z_channels) feature map of codes ``z`` of shape (N, d); None without z."""
+        if self.z_channels == 0:
+            return None
+        for i, dense in enumerate(self.z_map):
+            z = dense(z)
+            if i < len(self.z_map) - 1:
+                z = nn.elu(z)
+        # torch's (C, H, W) flattening order, then NHWC.
+        return z.reshape(-1, self.z_channels, self.side, self.side).transpose(0, 2, 3, 1)
+
+    def rows(self, image, z_map):
+        """Logits (N, R, W) of a band of R rows (N, R, W, 1) and their z features."""
+        h = image
         # Without masked layers (layers=0) one block reads z only: a factorized decoder.
         for i in range(max(self.layers, 1)):
-            h = MaskedConv("A" if i == 0 else "B", self.filters, name=f"conv_{i}")(h) if self.layers else 0.0
-            if self.z_channels > 0:
-                h = h + nn.Conv(self.filters, (1, 1), name=f"condition_{i}")(z_map)
+            h = self.convs[i](h) if self.layers else 0.0
+            if z_map is not None:
+                h = h + self.conditions[i](z_map)
             h = nn.elu(h)
-        logits = nn.Conv(1, (1, 1), name="head")(h)
-        return logits.reshape(*leading, self.x_dim)
+        return self.head(h)[..., 0]
+
+    def __call__(self, x, z):
+        leading = jnp.broadcast_shapes(x.shape[:-1], z.shape[:-1])
+        image = jnp.broadcast_to(x, (*leading, self.x_dim)).reshape(-1, self.side, self.side, 1)
+        z_map = self.z_features(jnp.broadcast_to(z, (*leading, z.shape[-1])).reshape(-1, z.shape[-1]))
+        return self.rows(image, z_map).reshape(*leading, self.x_dim)
 
 
-def sample_pixels(logits_fn, z, x_dim: int, rng_key):
-    """Ancestral sampling ``x ~ p(x|z)`` in raster order, vectorized over ``z``'s rows.
+def sample_pixels(decoder: LocalPixelCNN, variables, z, rng_key, uniforms=None, crop: bool = True):
+    """Ancestral sampling ``x ~ p(x|z)`` in raster order, vectorized over ``z``'s rows,
+    a ``lax.fori_loop`` over pixels; the twin of ``LocalPixelCNN.sample`` in torch
+    (pixel ``i`` is ``u_i < sigmoid(logit_i)``; ``crop``: each pass on the band of
+    ``layers + 1`` rows ending at pixel ``i``'s row)."""
+    side = square_side(decoder.x_dim)
+    leading = z.shape[:-1]
+    z = z.reshape(-1, z.shape[-1])
+    u = jax.random.uniform(rng_key, (len(z), decoder.x_dim)) if uniforms is None else uniforms.reshape(len(z), -1)
+    z_map = decoder.apply(variables, z, method=LocalPixelCNN.z_features)
+    band = min(side, decoder.layers + 1) if crop else side
 
-    ``logits_fn(x, z)`` gives every pixel's logit; pass ``i`` of the ``fori_loop``
-    draws pixel ``i`` from the logits of the image drawn so far (the masks make
-    logit ``i`` depend on pixels ``< i`` only).
-    """
+    def draw(i, image):
+        r, c = i // side, i % side
+        top = jnp.clip(r - band + 1, 0, side - band)
+        rows = jax.lax.dynamic_slice_in_dim(image, top, band, axis=1)
+        z_rows = None if z_map is None else jax.lax.dynamic_slice_in_dim(z_map, top, band, axis=1)
+        logits = decoder.apply(variables, rows, z_rows, method=LocalPixelCNN.rows)[:, r - top, c]
+        return image.at[:, r, c, 0].set((u[:, i] < jax.nn.sigmoid(logits)).astype(image.dtype))
 
-    def draw(i, x):
-        logits = jax.lax.dynamic_index_in_dim(logits_fn(x, z), i, axis=-1, keepdims=False)
-        pixel = jax.random.bernoulli(jax.random.fold_in(rng_key, i), jax.nn.sigmoid(logits))
-        return jax.lax.dynamic_update_index_in_dim(x, pixel.astype(x.dtype), i, axis=-1)
-
-    return jax.lax.fori_loop(0, x_dim, draw, jnp.zeros((*z.shape[:-1], x_dim), jnp.float32))
+    image = jax.lax.fori_loop(0, decoder.x_dim, draw, jnp.zeros((len(z), side, side, 1), jnp.float32))
+    return image.reshape(*leading, decoder.x_dim)
 
 
 def params_from_torch(decoder) -> dict:
@@ -121,12 +143,12 @@ def params_from_torch(decoder) -> dict:
 
     params: dict = {}
     for i, conv in enumerate(decoder.convs):
-        params[f"conv_{i}"] = {"kernel": array(conv.weight.permute(2, 3, 1, 0)), "bias": array(conv.bias)}
+        params[f"convs_{i}"] = {"kernel": array(conv.weight.permute(2, 3, 1, 0)), "bias": array(conv.bias)}
     if decoder.z_channels > 0:
         linears = [m for m in decoder.z_map if hasattr(m, "weight")]
         for i, layer in enumerate(linears):
             params[f"z_map_{i}"] = {"kernel": array(layer.weight.T), "bias": array(layer.bias)}
         for i, conv in enumerate(decoder.conditions):
-            params[f"condition_{i}"] = {"kernel": array(conv.weight.permute(2, 3, 1, 0)), "bias": array(conv.bias)}
+            params[f"conditions_{i}"] = {"kernel": array(conv.weight.permute(2, 3, 1, 0)), "bias": array(conv.bias)}
     params["head"] = {"kernel": array(decoder.head.weight.permute(2, 3, 1, 0)), "bias": array(decoder.head.bias)}
     return params

@@ -100,30 +100,55 @@ class LocalPixelCNN(nn.Module):
             self.conditions = nn.ModuleList(nn.Conv2d(z_channels, filters, 1) for _ in range(max(layers, 1)))
         self.head = nn.Conv2d(filters, 1, 1)
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        leading = torch.broadcast_shapes(x.shape[:-1], z.shape[:-1])
-        h = x.expand(*leading, self.x_dim).reshape(-1, 1, self.side, self.side)
-        if self.z_channels > 0:
-            z = z.expand(*leading, z.shape[-1]).reshape(-1, z.shape[-1])
-            z_map = self.z_map(z).reshape(-1, self.z_channels, self.side, self.side)
+    def z_features(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The (N, z_channels, H, W) feature map of codes ``z`` of shape (N, d); None without z."""
+        if self.z_channels == 0:
+            return None
+        return self.z_map(z).reshape(-1, self.z_channels, self.side, self.side)
+
+    def rows(self, image: torch.Tensor, z_map: torch.Tensor | None) -> torch.Tensor:
+        """Logits (N, R, W) of a band of R image rows (N, 1, R, W) and their z features.
+
+        Every layer is 'same'-padded, so on a band the logits of its last row are
+        exact as soon as the band holds the ``layers`` rows above it: the window
+        reaches no further (what :meth:`sample` uses).
+        """
+        h = image
         # Without masked layers (layers=0) one block reads z only: a factorized decoder.
         for i in range(max(len(self.convs), 1)):
             h = self.convs[i](h) if len(self.convs) else 0.0
-            if self.z_channels > 0:
+            if z_map is not None:
                 h = h + self.conditions[i](z_map)
             h = F.elu(h)
-        return self.head(h).reshape(*leading, self.x_dim)
+        return self.head(h)[:, 0]
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        leading = torch.broadcast_shapes(x.shape[:-1], z.shape[:-1])
+        image = x.expand(*leading, self.x_dim).reshape(-1, 1, self.side, self.side)
+        z_map = self.z_features(z.expand(*leading, z.shape[-1]).reshape(-1, z.shape[-1]))
+        return self.rows(image, z_map).reshape(*leading, self.x_dim)
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, z: torch.Tensor, uniforms: torch.Tensor | None = None, crop: bool = True) -> torch.Tensor:
         """Ancestral sampling ``x ~ p(x|z)`` in raster order, vectorized over ``z``'s rows.
 
-        Pass ``i`` computes the logits of the image drawn so far and draws pixel
-        ``i``; the masks make logit ``i`` depend on pixels ``< i`` only, so later
-        (still zero) pixels do not matter. ``D`` passes in all.
+        Pass ``i`` computes the logits of the image drawn so far and sets pixel
+        ``i`` to ``u_i < sigmoid(logit_i)`` with ``u_i ~ U(0, 1)`` (``uniforms``, of
+        shape (..., D), or fresh draws): the masks make logit ``i`` depend on pixels
+        ``< i`` only. With ``crop`` a pass runs on the band of ``layers + 1`` rows
+        ending at pixel ``i``'s row, the most its window reaches (4x fewer
+        operations on 28x28 images with 6 layers), with the same result.
         """
-        x = z.new_zeros(*z.shape[:-1], self.x_dim)
-        for i in range(self.x_dim):
-            probs = torch.sigmoid(self(x, z)[..., i])
-            x[..., i] = torch.bernoulli(probs, generator=generator)
-        return x
+        leading = z.shape[:-1]
+        z = z.reshape(-1, z.shape[-1])
+        u = torch.rand(len(z), self.x_dim, device=z.device) if uniforms is None else uniforms.reshape(len(z), -1)
+        image = z.new_zeros(len(z), 1, self.side, self.side)
+        z_map = self.z_features(z)
+        band = min(self.side, len(self.convs) + 1) if crop else self.side
+        for r in range(self.side):
+            top = max(0, min(r - band + 1, self.side - band))
+            rows = slice(top, top + band)
+            for c in range(self.side):
+                logits = self.rows(image[:, :, rows], None if z_map is None else z_map[:, :, rows])
+                image[:, 0, r, c] = (u[:, r * self.side + c] < torch.sigmoid(logits[:, r - top, c])).to(image.dtype)
+        return image.reshape(*leading, self.x_dim)

@@ -71,12 +71,9 @@ class Variant(NumPyroVariant):
         return FreeBitsELBO(floor=self.config.free_bits * self.x_dim)
 
     # --- generation: pixel by pixel ------------------------------------------
-    def _logits_fn(self, params):
-        return lambda x, z: self.decoder.apply({"params": params["decoder$params"]}, x, z)
-
     @functools.partial(jax.jit, static_argnums=0)
     def _decode(self, params, z, rng_key):
-        return sample_pixels(self._logits_fn(params), z, self.x_dim, rng_key)
+        return sample_pixels(self.decoder, {"params": params["decoder$params"]}, z, rng_key)
 
     def decode(self, params, z):
         """A draw ``x ~ p(x|z)`` by ancestral sampling (the paper's "decompression"),
@@ -88,7 +85,7 @@ class Variant(NumPyroVariant):
         prior_key, pixel_key = jax.random.split(rng_key)
         prior = handlers.substitute(self.prior, data=params)(jnp.zeros((num_samples, self.config.z_dim)))
         z = prior.sample(prior_key)  # the flow's sequential inverse
-        return sample_pixels(self._logits_fn(params), z, self.x_dim, pixel_key)
+        return sample_pixels(self.decoder, {"params": params["decoder$params"]}, z, pixel_key)
 
     def sample(self, params, rng_key, num_samples: int):
         """``z ~ p(z)``, then ``x ~ p(x|z)`` pixel by pixel."""
