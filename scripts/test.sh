@@ -6,7 +6,7 @@
 #
 # System packages (Debian): chromium for the docs' browser test, node and npm for
 # the offline KaTeX/Mermaid assets and the formula check, graphviz for `dot`, the
-# word list and fortunes (text data), Fashion-MNIST (benchmarks and data tests). torch is pinned to 2.13.0 first so pip takes the wheel that fits
+# word list and WordNet (text data), Fashion-MNIST (benchmarks and data tests). torch is pinned to 2.13.0 first so pip takes the wheel that fits
 # the machine (CPU here, CUDA on a Linux GPU host) instead of resolving an
 # unpinned torch to the multi-GB CUDA build.
 set -euo pipefail
@@ -18,7 +18,7 @@ command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -f /usr/share/dict/words ] || missing+=(wamerican)                       # the words data set (WSVAE)
-[ -d /usr/share/games/fortunes ] || missing+=(fortunes-min)                # the sentences data set (WSVAE)
+[ -d /usr/share/wordnet ] || missing+=(wordnet-base)                      # the glosses data set (WSVAE)
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)  # benchmarks, data tests
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
