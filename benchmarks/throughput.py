@@ -464,7 +464,10 @@ def check_targets(results: dict) -> list[dict]:
     for name, base, limit in TARGETS:
         if name in results and base in results:
             ratio = results[name]["median_seconds"] / results[base]["median_seconds"]
-            rows.append({"contender": name, "reference": base, "ratio": ratio, "target": limit, "met": ratio <= limit})
+            # CPU seconds: the steadier ratio when other jobs share the cores.
+            cpu_ratio = results[name]["median_cpu_seconds"] / results[base]["median_cpu_seconds"]
+            rows.append({"contender": name, "reference": base, "ratio": ratio, "cpu_ratio": cpu_ratio,
+                         "target": limit, "met": ratio <= limit})
     return rows
 
 
@@ -564,9 +567,12 @@ def main(argv=None) -> dict:
             f"GFLOP/s (jnp.dot on this machine) = {floor['floor_seconds']:.3f} s per epoch"
         )
     if targets:
-        print("\ntarget                              ratio   at most   met")
+        print("\ntarget                              ratio   (CPU s)   at most   met")
         for row in targets:
-            print(f"{row['contender'] + ' / ' + row['reference']:<35} {row['ratio']:5.2f}   {row['target']:7.2f}   {'yes' if row['met'] else 'NO'}")
+            print(
+                f"{row['contender'] + ' / ' + row['reference']:<35} {row['ratio']:5.2f}   ({row['cpu_ratio']:5.2f})"
+                f"   {row['target']:7.2f}   {'yes' if row['met'] else 'NO'}"
+            )
     if scaled:
         print("\nscaling (median s/epoch)")
         for backend, rows in scaled.items():

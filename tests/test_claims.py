@@ -165,8 +165,9 @@ def test_reproduce_a_claim_end_to_end(tmp_path):
 
 def test_tuning_uses_the_validation_split_and_records_it(tmp_path):
     runner = Runner("pyro", tmp_path, log=lambda *a: None)
-    budget = dataclasses.replace(TINY, seeds=1, validation=60)
-    tuned = Contender("VAE", "vae", tune={"z_dim": (2, 4)}, tune_metric="test_elbo_500")
+    # The budget's grid replaces the contender's for the names both tune.
+    budget = dataclasses.replace(TINY, seeds=1, validation=60, tune={"z_dim": (2, 4), "k": (1, 2)})
+    tuned = Contender("VAE", "vae", tune={"z_dim": (2, 3, 4)}, tune_metric="test_elbo_500")
     claim = Claim("vae.tuned", "s", "test_elbo_500", tuned, threshold=-1e6, budgets={"quick": budget})
     record = reproduce_claim(claim, "vae", "quick", runner)
     validation = record["ours"]["validation"]
@@ -216,6 +217,7 @@ def test_cli_reproduce(tmp_path, capsys):
     assert claim["verdict"] in ("holds", "does not hold", "not comparable") and claim["protocol"]["seeds"] == [0]
     assert record["machine"]["cpus"] >= 1
     assert main(["reproduce", "no-such-variant", "--out", str(tmp_path)]) == 2
+    assert main(["reproduce", "iwae", "--claim", "iwae.no_such_claim", "--out", str(tmp_path)]) == 2
 
 
 @pytest.mark.slow
@@ -228,3 +230,11 @@ def test_reproduce_all_quick(tmp_path, backend):
     for claim in entry["claims"].values():
         assert claim["verdict"] in ("holds", "does not hold", "not comparable") and claim["why"]
         assert not claim["why"].startswith("a run failed"), claim["why"]
+
+
+def test_a_reference_of_another_backend_is_refused_before_training(tmp_path):
+    runner = Runner("numpyro", tmp_path, log=lambda *a: None)
+    claim = registry.card("vae").claims[0]
+    assert claim.baseline.variant == "reference:pyro-vae-example"
+    record = reproduce_claim(claim, "vae", "quick", runner)
+    assert record["verdict"] == "not comparable" and "pyro backend only" in record["why"] and not runner.cache

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zoo import registry
 from zoo.config import ConfigError, TrainOptions, override
-from zoo.data import DATASETS, DataError
+from zoo.data import DATASETS, TEXT_DATASETS, DataError
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -75,15 +75,6 @@ def cmd_train(args) -> int:
     from zoo.run import load_run_file, train
 
     _at_least_one("--eval-k", args.eval_k)
-    if args.devices < 1:
-        raise ConfigError(f"--devices must be at least 1, got {args.devices}")
-    if args.backend == "pyro" and args.devices > 1:
-        from zoo import distributed
-
-        if distributed.launched_world_size() == 1:
-            # One process per device: the same command again under torchrun.
-            return distributed.launch(args.argv, args.devices, args.batch_size, args.device)
-
     out = Path(args.out or f"runs/{args.variant}-{args.backend}-{args.dataset}")
     given = getattr(args, "given", None)
     # --set values are checked on their own, then the dedicated flags (--z-dim...)
@@ -110,6 +101,16 @@ def cmd_train(args) -> int:
         config = override(override(registry.default_config(args.variant), settings), flags)
         extra = {name: getattr(args, name) for name in EXTRA_FLAGS if getattr(args, name) is not None}
         options = TrainOptions(**{name: getattr(args, name) for name in OPTION_FLAGS}, extra=extra)
+    # Every check zoo.run.train makes before writing, made here too, so that a
+    # command launched on several devices is refused once, before the launch.
+    options.validate()
+    config.validate()
+    if args.backend == "pyro" and args.devices > 1:
+        from zoo import distributed
+
+        if distributed.launched_world_size() == 1:
+            # One process per device: the same command again under torchrun.
+            return distributed.launch(args.argv, args.devices, args.batch_size, args.device)
     if args.backend == "pyro" and "WORLD_SIZE" in os.environ:
         from zoo import distributed
 
@@ -130,8 +131,9 @@ def cmd_train(args) -> int:
     print(f"  final train loss   {summary['train_loss']:.4f} nats/datapoint")
     print(f"  test ELBO (500)    {summary['test_elbo_500']:.4f} nats/datapoint")
     print(f"  metrics            {out / 'metrics.json'}  (per epoch: {out / 'metrics.jsonl'})")
-    print(f"  samples            {out / 'samples.png'}")
-    print(f"  reconstructions    {out / 'reconstructions.png'}")
+    pictures = "txt" if summary["dataset"] in TEXT_DATASETS else "png"  # text runs write decoded strings
+    print(f"  samples            {out / ('samples.' + pictures)}")
+    print(f"  reconstructions    {out / ('reconstructions.' + pictures)}")
     print(f"  checkpoint         {out / 'checkpoint.ckpt'}  (continue with --resume --out {out})")
     if args.evaluate:
         return _evaluate(out, args.eval_k, args.limit_test, None)
@@ -163,7 +165,7 @@ def cmd_reproduce(args) -> int:
     out = Path(args.out) if args.out else DEFAULT_OUT
     log = (lambda *a, **k: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     entry = reproduce(select_variants(args.variant), budget=args.budget, backend=args.backend, seeds=args.seeds,
-                      out=out, workdir=args.keep_runs, log=log, data_dir=args.data_dir)
+                      out=out, workdir=args.keep_runs, log=log, data_dir=args.data_dir, only=args.claim)
     print(format_table(entry))
     print(f"  written to {out / RESULTS_FILE}")
     return 0
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--seeds", type=int, default=None, help="seeds per contender (default: the budget's)")
     reproduce.add_argument("--out", default=None, help="folder of claims.json (default benchmarks/results)")
     reproduce.add_argument("--keep-runs", default=None, metavar="DIR", help="keep the run folders here")
+    reproduce.add_argument("--claim", action="append", default=None, metavar="ID", help="only this claim (repeatable)")
     reproduce.add_argument("--data-dir", default=None, help="folder with the IDX files (fashion-mnist)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress lines")
     reproduce.set_defaults(run=cmd_reproduce)

@@ -290,8 +290,9 @@ class Runner:
                          sort_keys=True, default=str)
         if key in self.tuned:
             return self.tuned[key]
+        grid = {name: budget.tune.get(name, values) for name, values in contender.tune.items()}
         scores = []
-        for values in _grid(contender.tune):
+        for values in _grid(grid):
             settings, options = self.plan(contender, budget, values)
             metrics = self.run(contender.variant, settings, options, seed=0, validation=budget.validation)
             scores.append({"values": values, "score": metrics.get(contender.tune_metric)})
@@ -339,6 +340,12 @@ def reproduce_claim(claim: Claim, variant: str, budget_name: str, runner: Runner
     if budget is None:
         record.update(verdict="not comparable", why=f"the claim has no {budget_name} protocol", seconds=0.0)
         return record
+    for contender in (claim.ours, claim.baseline):
+        name = contender.variant.removeprefix(REFERENCE_PREFIX) if contender and contender.variant.startswith(REFERENCE_PREFIX) else None
+        if name and references.BACKEND_OF[name] != runner.backend:  # say so before training anything
+            record.update(verdict="not comparable", seconds=0.0,
+                          why=f"the reference {name} exists for the {references.BACKEND_OF[name]} backend only")
+            return record
     seed_list = list(range(seeds if seeds is not None else budget.seeds))
     record["protocol"] = {**_fields(budget), "seeds": seed_list}
     runner.eval_k = budget.eval_k
@@ -397,9 +404,10 @@ def machine_info(backend: str) -> dict:
 
 def reproduce(names: list[str], budget: str = "quick", backend: str = "pyro", seeds: int | None = None,
               out: Path | None = DEFAULT_OUT, workdir: Path | None = None, log=print,
-              data_dir: str | None = None) -> dict:
+              data_dir: str | None = None, only: list[str] | None = None) -> dict:
     """Run the claims of ``names`` and write them into ``out/claims.json``
-    (``out=None``: write nothing). Returns this call's entry of the file."""
+    (``out=None``: write nothing); ``only``: just the claims with these ids.
+    Returns this call's entry of the file."""
     from zoo.claims import BUDGETS
 
     if budget not in BUDGETS:
@@ -410,8 +418,14 @@ def reproduce(names: list[str], budget: str = "quick", backend: str = "pyro", se
     claims = {}
     with tempfile.TemporaryDirectory(prefix="vaezoo-reproduce-") as scratch:
         runner = Runner(backend, Path(workdir) if workdir else Path(scratch), log=log, data_dir=data_dir)
+        known = {claim.id for name in names for claim in registry.card(name).claims}
+        unknown = sorted(set(only or ()) - known)
+        if unknown:
+            raise ReproduceError(f"unknown claim(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         for name in names:
             for claim in registry.card(name).claims:
+                if only and claim.id not in only:
+                    continue
                 log(f"{claim.id}: {claim.statement}")
                 claims[claim.id] = reproduce_claim(claim, name, budget, runner, seeds)
                 log(f"  -> {claims[claim.id]['verdict']}: {claims[claim.id]['why']}")

@@ -214,7 +214,8 @@ def restore(out: Path, device: str | None = None):
 METRICS_LOG = "metrics.jsonl"
 LOCK_FILE = "train.lock"
 # Everything a training writes; --overwrite removes these (and only these).
-RUN_OUTPUTS = (RUN_FILE, CHECKPOINT, METRICS_LOG, "metrics.json", "eval.json", "samples.png", "reconstructions.png")
+RUN_OUTPUTS = (RUN_FILE, CHECKPOINT, METRICS_LOG, "metrics.json", "eval.json", "samples.png", "reconstructions.png",
+               "samples.txt", "reconstructions.txt")
 # Options a resumed run may change: the epoch budget, and where it runs.
 RESUMABLE_OPTIONS = ("epochs", "device", "devices")
 # A loss this many times further from the best epoch's (in units of max(|best|, 1))

@@ -39,6 +39,7 @@ This module uses numpy only; it imports neither torch nor JAX.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import sys
@@ -157,7 +158,7 @@ def decode(tokens, vocabulary: Sequence[str], separator: str = "") -> list[str]:
 
 def build_vocabulary(sequences: Sequence[Sequence[str]], size: int | None = None) -> tuple[str, ...]:
     """The special tokens, then the ``size`` most frequent symbols (ties alphabetical)."""
-    counts = Counter(symbol for sequence in sequences for symbol in sequence)
+    counts = Counter(itertools.chain.from_iterable(sequences))
     counts.pop("<unk>", None)  # PTB writes its own <unk>; it is ours
     ranked = sorted(counts, key=lambda symbol: (-counts[symbol], symbol))
     return SPECIAL_TOKENS + tuple(ranked[:size] if size is not None else sorted(ranked))
@@ -373,6 +374,15 @@ def load_text(name: str, data_dir: str | Path | None = None) -> TextDataset:
 
 def is_text(dataset) -> bool:
     return isinstance(dataset, TextDataset)
+
+
+def require_text(dataset, variant: str) -> None:
+    """Raise a one-line :class:`DataError` unless ``dataset`` is a text dataset."""
+    if not is_text(dataset):
+        raise DataError(
+            f"{variant} models token sequences, but {dataset.name} is not a text dataset: "
+            f"use --dataset {', '.join(TEXT_DATASETS[:-1])} or {TEXT_DATASETS[-1]}"
+        )
 
 
 def save_text_samples(dataset: TextDataset, originals, reconstructions, samples, folder: Path) -> None:

@@ -35,8 +35,10 @@ from guides.flax_rnn import (
 )
 from zoo.numpyro_backend.objectives import iwae_bound, sleep_loss
 from zoo.numpyro_backend.variant import NumPyroVariant
-from zoo.text import UNK
-from zoo.wsvae.pyro_model import BLOCK, NUM_SAMPLES_SHOWN, check_text
+from zoo.text import UNK, require_text
+
+BLOCK = 100  # test sequences per evaluation block
+NUM_SAMPLES_SHOWN = 10  # prior samples decoded into the metrics
 
 
 class WakeSleepState(NamedTuple):
@@ -91,11 +93,11 @@ class Variant(NumPyroVariant):
 
     # --- data --------------------------------------------------------------------------
     def training_data(self, dataset) -> dict:
-        check_text(dataset)
+        require_text(dataset, "wsvae")
         return {"x": dataset.x_train}
 
     def test_data(self, dataset) -> dict:
-        check_text(dataset)
+        require_text(dataset, "wsvae")
         return {"x": dataset.x_test}
 
     # --- training: wake (encoder + decoder), then sleep (encoder) -----------------------

@@ -28,21 +28,12 @@ from guides.torch_rnn import (
     sequence_log_likelihood,
     token_mask,
 )
-from zoo.data import DataError
 from zoo.pyro_backend.objectives import iwae_bound, sleep_loss
 from zoo.pyro_backend.variant import PyroVariant
-from zoo.text import UNK, is_text
+from zoo.text import UNK, require_text
 
 BLOCK = 100  # test sequences per evaluation block
 NUM_SAMPLES_SHOWN = 10  # prior samples decoded into the metrics
-
-
-def check_text(dataset) -> None:
-    if not is_text(dataset):
-        raise DataError(
-            f"wsvae models token sequences, but {dataset.name} is not a text dataset: "
-            "use --dataset words, glosses or ptb"
-        )
 
 
 class Variant(PyroVariant):
@@ -82,11 +73,11 @@ class Variant(PyroVariant):
 
     # --- data --------------------------------------------------------------------------
     def training_data(self, dataset) -> dict:
-        check_text(dataset)
+        require_text(dataset, "wsvae")
         return {"x": dataset.x_train}
 
     def test_data(self, dataset) -> dict:
-        check_text(dataset)
+        require_text(dataset, "wsvae")
         return {"x": dataset.x_test}
 
     # --- training: wake (encoder + decoder), then sleep (encoder) -----------------------
