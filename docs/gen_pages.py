@@ -34,7 +34,7 @@ def fresh_imports() -> None:
 
 fresh_imports()
 
-from zoodocs import results, site_pages  # noqa: E402
+from zoodocs import benchmarks_page, diagram, results, site_pages  # noqa: E402
 from zoodocs.variant_page import VariantDocs, images_to_copy, page_path, render  # noqa: E402
 
 log = logging.getLogger("mkdocs.plugins.vaezoo")
@@ -80,9 +80,13 @@ def main() -> None:
         except Exception as error:  # a card that does not even load: report, skip the page
             log.warning("variant %s: cannot load its card: %s: %s", name, type(error).__name__, error)
     labels = {equation.label: docs.name for docs in variants for equation in docs.card.equations()}
+    measured = results.claim_records(ROOT)
+    drawn = {docs.name: diagram.signature(docs.structures["pyro"]) for docs in variants if "pyro" in docs.structures}
     for docs in variants:
         name = docs.name
         docs.other_labels = {label: owner for label, owner in labels.items() if owner != name}
+        docs.claim_results = {c.id: measured[c.id] for c in docs.card.claims if c.id in measured}
+        docs.same_structure = [n for n, sig in drawn.items() if n != name and name in drawn and sig == drawn[name]]
         for problem in docs.problems:
             log.warning("variant %s: %s", name, problem)
         for error in docs.errors.values():
@@ -99,13 +103,16 @@ def main() -> None:
     readme = ROOT / "README.md"
     with mkdocs_gen_files.open("getting-started.md", "w") as page:
         page.write(site_pages.getting_started(readme.read_text() if readme.is_file() else None, names))
-    benchmarks, problems = site_pages.benchmarks(ROOT)
+    benchmarks, problems, published = benchmarks_page.benchmarks(ROOT)
     for problem in problems:
         log.warning("benchmarks: %s", problem)
     with mkdocs_gen_files.open("benchmarks.md", "w") as page:
         page.write(benchmarks)
+    for target, data in published.items():
+        with mkdocs_gen_files.open(target, "wb") as output:
+            output.write(data)
     with mkdocs_gen_files.open("concepts.md", "a") as page:
-        page.write(site_pages.concepts_appendix(variants))
+        page.write(site_pages.concepts_appendix(variants, ROOT))
 
     modules = site_pages.reference_modules(ROOT)
     for module in modules:

@@ -54,6 +54,7 @@ class ChannelRecurrentDecoder(nn.Module):
     lstm_hidden: int
     recurrent: bool = True
     activation: str = "relu"
+    residual: bool = True  # z^ = z + W u^ (see the torch twin)
 
     def setup(self):
         if self.recurrent:
@@ -66,7 +67,8 @@ class ChannelRecurrentDecoder(nn.Module):
             return None, z
         lead, blocks = _flat(z, self.steps)
         u_hat = self.rnn(blocks)
-        return u_hat.reshape(*lead, -1), self.project(u_hat).reshape(*lead, -1)
+        z_hat = self.project(u_hat).reshape(*lead, -1)
+        return u_hat.reshape(*lead, -1), z + z_hat if self.residual else z_hat
 
     def __call__(self, z):
         return self.net(self.transform(z)[1])

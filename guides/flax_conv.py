@@ -98,7 +98,7 @@ class ConvDecoder(nn.Module):
         h = _with_condition(z.reshape(-1, z.shape[-1]), c)
         sizes = [*self.hidden, self.channels[-1] * heights[-1] * widths[-1]]
         for i, size in enumerate(sizes):
-            h = nn.relu(nn.Dense(size, name=f"dense_{i}")(h))
+            h = nn.leaky_relu(nn.Dense(size, name=f"dense_{i}")(h), LEAK)
         h = jnp.transpose(h.reshape(-1, self.channels[-1], heights[-1], widths[-1]), (0, 2, 3, 1))
         levels = len(self.channels)
         for j in range(levels):
@@ -106,7 +106,7 @@ class ConvDecoder(nn.Module):
             out_width = 1 if level == 0 else self.channels[level - 1]
             h = resize_nearest(h, heights[level], widths[level])
             h = nn.Conv(out_width, (KERNEL, KERNEL), strides=(1, 1), padding=PAD, name=f"conv_{j}")(h)
-            h = jax.nn.sigmoid(h) if level == 0 else nn.relu(h)
+            h = jax.nn.sigmoid(h) if level == 0 else nn.leaky_relu(h, LEAK)
         return h.reshape(*leading, height * width)
 
 

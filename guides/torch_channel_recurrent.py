@@ -8,7 +8,9 @@ gives that block's scale:
     mu(x) = W_mu h + b,    h_t = LSTM_enc(u_t, h_{t-1}),    sigma_t = softplus(W_sigma h_t)
 
 The decoder runs a second LSTM over the latent blocks, ``u^_t = LSTM_dec(z_t, ...)``,
-``z^_t = W u^_t + b``, and decodes the concatenated ``z^`` with an MLP. With
+``z^_t = W u^_t + b`` (plus ``z_t`` itself with ``residual``, the zoo's default:
+through the LSTM alone the decoder learned to ignore z, see the CRVAE card), and
+decodes the concatenated ``z^`` with an MLP. With
 ``recurrent=False`` both LSTMs are dropped: the encoder's scale is a linear head
 on ``h`` and the decoder an MLP on z, i.e. exactly the VAE's networks with their
 last encoder layer split into two heads. Every block accepts arbitrary leading
@@ -68,9 +70,9 @@ class ChannelRecurrentDecoder(nn.Module):
     """z -> Bernoulli logits through an LSTM over the latent blocks (crvae.2)."""
 
     def __init__(self, z_dim: int, hidden: Sequence[int], x_dim: int, steps: int, lstm_hidden: int,
-                 recurrent: bool = True, activation: str = "relu"):
+                 recurrent: bool = True, activation: str = "relu", residual: bool = True):
         super().__init__()
-        self.steps, self.recurrent = steps, recurrent
+        self.steps, self.recurrent, self.residual = steps, recurrent, residual
         if recurrent:
             self.rnn = nn.LSTM(z_dim // steps, lstm_hidden, batch_first=True)
             self.project = nn.Linear(lstm_hidden, z_dim // steps)  # W, shared by the steps
@@ -82,7 +84,8 @@ class ChannelRecurrentDecoder(nn.Module):
             return None, z
         lead, blocks = _flat(z, self.steps)
         u_hat, _ = self.rnn(blocks)
-        return u_hat.reshape(*lead, -1), self.project(u_hat).reshape(*lead, -1)
+        z_hat = self.project(u_hat).reshape(*lead, -1)
+        return u_hat.reshape(*lead, -1), z + z_hat if self.residual else z_hat
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(self.transform(z)[1])

@@ -115,7 +115,9 @@ class ConvDecoder(nn.Module):
 
     Dense layers ``hidden`` then one into the smallest feature map
     (``channels[-1]`` maps), then per level a nearest-neighbour resize to the next
-    larger size and a stride-1 5x5 convolution; ReLU between, a sigmoid at the end.
+    larger size and a stride-1 5x5 convolution; leaky ReLU between (without batch
+    normalisation, plain ReLUs of a decoder trained by a GAN term die within a few
+    dozen steps and leave a constant image), a sigmoid at the end.
     """
 
     def __init__(self, image_shape, channels, hidden, z_dim: int, cond_dim: int = 0):
@@ -138,14 +140,14 @@ class ConvDecoder(nn.Module):
         leading = z.shape[:-1]
         h = _with_condition(z.reshape(-1, z.shape[-1]), c)
         for layer in self.dense:
-            h = F.relu(layer(h))
+            h = F.leaky_relu(layer(h), LEAK)
         h = h.reshape(-1, self.channels[-1], self.heights[-1], self.widths[-1])
         levels = len(self.convs)
         for j, conv in enumerate(self.convs):
             level = levels - 1 - j  # the resolution this convolution produces
             h = F.interpolate(h, size=(self.heights[level], self.widths[level]), mode="nearest")
             h = conv(h)
-            h = torch.sigmoid(h) if level == 0 else F.relu(h)
+            h = torch.sigmoid(h) if level == 0 else F.leaky_relu(h, LEAK)
         return h.reshape(*leading, self.image_shape[0] * self.image_shape[1])
 
 

@@ -13,7 +13,8 @@ through ``z`` (a lossy code).
   of ``z`` through an unmasked 1x1 convolution, and a 1x1 output head giving one
   Bernoulli logit per pixel. Teacher forcing makes ``log p(x|z)`` one parallel pass.
 - :meth:`LocalPixelCNN.sample`: ancestral sampling, one pixel per pass, vectorized
-  over the batch.
+  over the batch; each pass runs on the band of ``layers + 1`` rows the window of
+  the pixel reaches.
 
 The twin for Flax is :mod:`guides.flax_pixelcnn`, layer for layer.
 """
@@ -70,10 +71,11 @@ class LocalPixelCNN(nn.Module):
 
     ``layers`` masked 3x3 convolutions of ``filters`` channels (the first of type A),
     so the window ``W(i)`` reaches ``layers`` rows up and ``layers`` columns to each
-    side (``layers=0``: no window, a factorized decoder of z). ``z`` enters every layer: an MLP maps it to a ``z_channels x H x W`` feature
-    map, and a 1x1 convolution of that map is added to each layer's pre-activation
-    (it depends on ``z`` only, so it cannot break the causal order). With
-    ``z_channels=0`` the decoder ignores ``z``: an unconditional PixelCNN.
+    side (``layers=0``: no window, a factorized decoder of z). ``z`` enters every
+    layer: an MLP maps it to a ``z_channels x H x W`` feature map, and a 1x1
+    convolution of that map is added to each layer's pre-activation (it depends on
+    ``z`` only, so it cannot break the causal order). With ``z_channels=0`` the
+    decoder ignores ``z``: an unconditional PixelCNN.
 
     Inputs are flattened images ``x`` of shape (..., D) and codes ``z`` of shape
     (..., d) with broadcastable leading dimensions (particles, batch); the logits

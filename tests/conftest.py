@@ -294,3 +294,37 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+# --- CPU time per test --------------------------------------------------------------
+# On a shared machine wall-clock durations mostly measure the neighbours; the CPU
+# time a test uses (this process and the subprocesses it waited for) is what it will
+# take on CI's idle cores. `VAEZOO_CPU_DURATIONS=25 pytest` prints the 25 largest.
+
+_CPU_TIMES: dict[str, float] = {}
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not os.environ.get("VAEZOO_CPU_DURATIONS"):
+        yield
+        return
+    started = _cpu_seconds()
+    yield
+    _CPU_TIMES[item.nodeid] = _cpu_seconds() - started
+
+
+def pytest_terminal_summary(terminalreporter):
+    count = os.environ.get("VAEZOO_CPU_DURATIONS")
+    if not count or not _CPU_TIMES:
+        return
+    terminalreporter.section(f"largest CPU times (total {sum(_CPU_TIMES.values()):.0f} s)")
+    for nodeid, seconds in sorted(_CPU_TIMES.items(), key=lambda kv: -kv[1])[: int(count)]:
+        terminalreporter.write_line(f"{seconds:8.2f}s  {nodeid}")

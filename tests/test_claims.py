@@ -230,3 +230,11 @@ def test_reproduce_all_quick(tmp_path, backend):
     for claim in entry["claims"].values():
         assert claim["verdict"] in ("holds", "does not hold", "not comparable") and claim["why"]
         assert not claim["why"].startswith("a run failed"), claim["why"]
+
+
+def test_a_reference_of_another_backend_is_refused_before_training(tmp_path):
+    runner = Runner("numpyro", tmp_path, log=lambda *a: None)
+    claim = registry.card("vae").claims[0]
+    assert claim.baseline.variant == "reference:pyro-vae-example"
+    record = reproduce_claim(claim, "vae", "quick", runner)
+    assert record["verdict"] == "not comparable" and "pyro backend only" in record["why"] and not runner.cache

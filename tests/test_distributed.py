@@ -261,3 +261,34 @@ def test_cli_refuses_a_batch_the_processes_cannot_share(tmp_path, capsys):
     args = tiny_args("vae", "pyro", tmp_path / "run", 1, "--devices", "3")
     assert main(args) == 2
     assert "multiple of --devices 3" in capsys.readouterr().err
+
+
+def test_a_latent_outside_the_data_plate_is_refused_and_one_inside_is_not():
+    """Summed over ranks, a global latent's prior would count once per process."""
+    import pyro.distributions as dist
+
+    from zoo.distributed import DistributedError, check_data_plate_only
+
+    class Toy:
+        def __init__(self, global_latent: bool):
+            self.global_latent = global_latent
+
+        def model(self, x):
+            if self.global_latent:
+                pyro.sample("alpha", dist.Gamma(1.0, 1.0))
+            with pyro.plate("data", x.shape[0]):
+                z = pyro.sample("z", dist.Normal(torch.zeros(x.shape[0]), 1.0))
+                pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+        def guide(self, x):
+            if self.global_latent:
+                pyro.sample("alpha", dist.Gamma(2.0, 2.0))
+            with pyro.plate("data", x.shape[0]):
+                pyro.sample("z", dist.Normal(x, 1.0))
+
+    batch = {"x": torch.randn(5)}
+    state = torch.get_rng_state()
+    check_data_plate_only(Toy(global_latent=False), batch)
+    assert torch.equal(torch.get_rng_state(), state), "the check must not move the RNG the steps draw from"
+    with pytest.raises(DistributedError, match="'alpha' is outside the 'data' plate"):
+        check_data_plate_only(Toy(global_latent=True), batch)

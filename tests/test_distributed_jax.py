@@ -21,6 +21,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent(
@@ -64,8 +66,13 @@ def run_sharded(name: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_the_sharded_epoch_equals_the_one_device_epoch_and_all_reduces():
-    report = run_sharded("vae")
+@pytest.mark.parametrize(
+    "name",
+    # adVAE: three optax optimizers per batch (GroupedState), the same one constraint.
+    ["vae", pytest.param("advae", marks=pytest.mark.slow)],
+)
+def test_the_sharded_epoch_equals_the_one_device_epoch_and_all_reduces(name):
+    report = run_sharded(name)
     assert report["num_devices"] == 2
     one, two = report["losses"]
     assert abs(one - two) <= 1e-5 * abs(one), report

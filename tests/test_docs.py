@@ -29,7 +29,7 @@ from zoo import registry, structure
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 VENDOR = DOCS / "assets" / "vendor"
-SECTIONS = ("The paper", "Generative model", "Guide", "Objective", "Traced structure", "Source", "Train and evaluate")
+SECTIONS = ("The paper", "Generative model", "Guide", "Objective", "Traced structure", "Results", "Source", "Train and evaluate")
 QUIET = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}  # plugins' banners
 
 sys.path.insert(0, str(DOCS))
@@ -130,23 +130,37 @@ def test_every_variant_has_a_page_with_the_same_sections_from_its_card_and_trace
         assert hyper.name in everything and md.value_repr(hyper.default) in everything
     for site in card.model_sites + card.guide_sites:
         assert f"<code>{site.name}</code>" in page
-    assert page.count('class="vaezoo-diagram"') == len(registry.BACKENDS)
+    # One diagram when both backends trace the same picture, else one per backend.
+    signatures = {diagram.signature(traced(name, backend)) for backend in registry.BACKENDS}
+    assert page.count('class="vaezoo-diagram"') == len(signatures)
     source = (ROOT / "zoo" / name / "pyro_model.py").read_text()
     first_def = next(line.strip() for line in source.splitlines() if line.strip().startswith("def "))
     assert first_def in everything, "the Pyro source is not included"
     assert f"vaezoo train {name} --backend numpyro" in everything
 
 
+traced = functools.lru_cache(maxsize=None)(structure.trace)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_both_backends_trace_the_same_graphical_model(name):
+    """The page draws one diagram for both backends; that is only right when their
+    traced sites, plates and dependencies agree."""
+    pyro, numpyro = (diagram.signature(traced(name, backend)) for backend in registry.BACKENDS)
+    assert pyro == numpyro
+
+
 def test_index_is_the_zoo_table_with_a_row_per_variant(build):
     page = build.page("index.html")
     table = page[page.index("<table"):page.index("</table>")]
     header = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", table, re.S)]
-    assert header == ["Variant", "Paper", "Year", "Objective", "Pyro", "NumPyro", "Evaluation", "Latest figure"]
+    assert header == ["Variant", "Paper", "Year", "Objective", "Pyro", "NumPyro", "The zoo evaluates", "Result of a short run"]
     rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
     assert [re.search(r'href="variants/([^/"]+)/"', row).group(1) for row in rows] == registry.names()
     for row, name in zip(rows, registry.names()):
         card = registry.card(name)
         assert card.paper.url in row and f"<td>{card.paper.year}</td>" in row
+        assert "no run yet" not in row, f"{name}: no published run (python scripts/make_results.py {name})"
 
 
 def test_getting_started_shows_the_readme_commands(build):
@@ -171,7 +185,7 @@ def test_concepts_benchmarks_and_api_reference_are_built(build):
     assert "site_drift" in reference and "compare_sites" in reference  # mkdocstrings rendered the module
 
 
-EXTERNAL = re.compile(r"""<(script|link|img|iframe|source|embed)\b[^>]*?\b(?:src|href)=["']((?:https?:)?//[^"']+)""", re.I)
+EXTERNAL = re.compile(r"""<(script|link|img|iframe|source|embed)\b(?![^>]*rel="canonical")[^>]*?\b(?:src|href)=["']((?:https?:)?//[^"']+)""", re.I)
 
 
 def test_pages_load_nothing_from_other_hosts(build):
@@ -286,13 +300,14 @@ def test_a_variant_page_renders_its_math_and_diagrams_in_headless_chromium(serve
 
     assert 'data-diagrams="rendered"' in dom, "Mermaid did not finish"
     starts = [m.end() for m in re.finditer(r'<div class="vaezoo-diagram"[^>]*>', dom)]
-    assert len(starts) == len(registry.BACKENDS)
+    assert len(starts) == 1  # the backends agree, so one diagram stands for both
     for start in starts:
         svg = dom[start:dom.index("</svg>", start)]
         assert svg.lstrip().startswith("<svg") and 'aria-roledescription="error"' not in svg
         assert len(re.findall(r'<g class="node default[^"]*" id="[^"]*n\d_\d', svg)) == 3  # model z, x; guide z
         assert "-L_n0_0_n0_1_" in svg  # the arrow z -> x of the model
-        assert "plate data" in svg and "model p" in svg and "guide q" in svg
+        assert "plate data (N)" in svg and "model p" in svg and "guide q" in svg
+        assert re.search(r'<g class="node default[^"]*" id="[^"]*i1_0', svg), "the guide's input x is drawn"
 
     from PIL import Image
 
@@ -300,6 +315,119 @@ def test_a_variant_page_renders_its_math_and_diagrams_in_headless_chromium(serve
     with Image.open(screenshot) as image:
         assert image.size == (1280, 3000)
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or ()) > 50  # not a blank page
+
+
+HARNESS = """<!doctype html><html><body><pre id="out">running</pre><img src="/wait" alt=""><script>
+const pages = %s;
+function wait(ms) { return new Promise(r => setTimeout(r, ms)); }
+async function check(url) {
+  const frame = document.createElement("iframe");
+  frame.style.width = "1280px"; frame.style.height = "3000px";
+  const loaded = new Promise(r => frame.onload = r);
+  frame.src = url; document.body.appendChild(frame);
+  await loaded;
+  const doc = frame.contentDocument;
+  for (let i = 0; i < 300 && !["rendered", "failed"].includes(doc.body.dataset.diagrams); i++) await wait(100);
+  const images = Array.from(doc.querySelectorAll("img.vaezoo-result"));
+  for (const img of images) { img.loading = "eager"; try { await img.decode(); } catch (e) {} }
+  const svgs = Array.from(doc.querySelectorAll(".vaezoo-diagram svg"));
+  const main = doc.querySelector("article") || doc.body;
+  const clone = main.cloneNode(true);
+  clone.querySelectorAll("script, style, pre, code, annotation, svg").forEach(e => e.remove());
+  const result = {
+    url: url,
+    diagrams: doc.body.dataset.diagrams || "none",
+    formulas: doc.querySelectorAll(".arithmatex").length,
+    typeset: doc.querySelectorAll('.arithmatex[data-typeset="true"]').length,
+    katexErrors: doc.querySelectorAll(".katex-error").length,
+    svgCount: svgs.length,
+    svgErrors: svgs.filter(s => s.getAttribute("aria-roledescription") === "error").length,
+    nodeLabels: svgs.flatMap(s => Array.from(s.querySelectorAll("g.node")).map(n => n.textContent.trim())),
+    images: images.map(i => [i.getAttribute("src"), i.naturalWidth]),
+    textSamples: Array.from(doc.querySelectorAll("pre.vaezoo-samples")).map(e => e.textContent.trim()).filter(t => t),
+    text: clone.textContent,
+    links: Array.from(doc.querySelectorAll("a[href], img[src], link[href], script[src]"))
+      .map(e => e.href || e.src).filter(u => u && u.startsWith(location.origin)),
+  };
+  frame.remove();
+  return result;
+}
+(async () => {
+  const results = [];
+  for (const page of pages) results.push(await check(page));
+  document.getElementById("out").textContent = JSON.stringify(results);
+  await fetch("/results", {method: "POST", body: JSON.stringify(results)});
+})().catch(e => fetch("/results", {method: "POST", body: JSON.stringify({error: String(e)})}));
+</script></body></html>"""
+
+
+@pytest.mark.browser
+def test_every_variant_page_renders_math_diagram_and_results_in_headless_chromium(build, tmp_path):
+    """All variant pages at once, in frames of one harness page (one browser start):
+    math typeset, the diagram drawn with every site of the card, a results picture
+    loaded, no raw TeX, and every link and picture inside the site."""
+    names = registry.names()
+    (build.site / "harness.html").write_text(HARNESS % json.dumps([f"variants/{n}/" for n in names]))
+    posted: dict = {}
+    done = threading.Event()
+
+    class Harness(QuietHandler):
+        # The harness posts its findings to /results; its <img src="/wait"> holds the
+        # page's load event (and so chromium's --dump-dom) until then. No virtual time:
+        # the theme's timers use it up long before twenty pages are checked.
+        def do_POST(self):
+            posted["body"] = self.rfile.read(int(self.headers["Content-Length"]))
+            done.set()
+            self.send_response(204)
+            self.end_headers()
+
+        def do_GET(self):
+            if self.path != "/wait":
+                return super().do_GET()
+            done.wait(timeout=30 + 15 * len(names))
+            self.send_response(204)
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Harness, directory=str(build.site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        command = [
+            chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            "--dump-dom", f"{origin}/harness.html",
+        ]
+        process = subprocess.run(command, capture_output=True, text=True, timeout=60 + 15 * len(names))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "body" in posted, process.stderr[-2000:]
+    pages = json.loads(posted["body"])
+    assert isinstance(pages, list), pages
+    assert [p["url"] for p in pages] == [f"variants/{n}/" for n in names]
+    problems = []
+    for name, page in zip(names, pages):
+        card = registry.card(name)
+        if page["formulas"] < len(card.equations()) or page["typeset"] != page["formulas"] or page["katexErrors"]:
+            problems.append(f"{name}: {page['typeset']}/{page['formulas']} formulas typeset, {page['katexErrors']} KaTeX errors")
+        if page["diagrams"] != "rendered" or page["svgCount"] < 1 or page["svgErrors"]:
+            problems.append(f"{name}: diagram {page['diagrams']}, {page['svgCount']} drawn, {page['svgErrors']} errors")
+        labels = set(page["nodeLabels"])
+        missing = [s.name for s in (*card.model_sites, *card.guide_sites) if s.name not in labels]
+        if missing:
+            problems.append(f"{name}: the diagram lacks the card's sites {missing}")
+        if not any(width > 0 for _, width in page["images"]) and not page["textSamples"]:
+            problems.append(f"{name}: no results picture loaded ({page['images']}) and no text samples")
+        for raw in ("$$", "\\(", "\\[", "VARIANTS.md", "[recalled]", "[unconfirmed]"):
+            if raw in page["text"]:
+                problems.append(f"{name}: {raw!r} in the page's text")
+        for link in page["links"]:
+            path = link.removeprefix(origin).split("#")[0].split("?")[0].lstrip("/")
+            target = build.site / path
+            if not (target.is_file() or (target / "index.html").is_file()):
+                problems.append(f"{name}: links to {path}, which is not in the site")
+    assert not problems, "\n".join(problems)
 
 
 # ---------------------------------------------------------------------------
@@ -339,13 +467,15 @@ def test_nested_plates_and_factors_are_drawn_nested_and_as_hexagons():
 
     part = structure.ProgramStructure("model", structure.pyro_sites(program, {}), get_model_relations(program))
     lines = [line.strip() for line in diagram.mermaid([("model", part)]).splitlines()]
-    start = lines.index('subgraph p0["plate groups"]')
-    assert lines[start + 1] == 'subgraph p1["plate data"]' and lines[start + 2:start + 4] == ['n0_0(("z"))', 'n0_1((("x")))']
+    start = lines.index('subgraph p0["plate groups (2)"]')
+    assert lines[start + 1] == 'subgraph p1["plate data (3)"]' and lines[start + 2:start + 4] == ['n0_0(("z"))', 'n0_1((("x")))']
     assert 'n0_2{{"penalty"}}' in lines and "n0_0 --> n0_2" in lines and "class n0_2 factor" in lines
 
 
 def test_card_text_is_escaped_outside_math_and_kept_inside():
     assert md.text("z = mu + sigma * eps, the [0, 1] range of x_i") == r"z = mu + sigma \* eps, the \[0, 1\] range of x\_i"
+    # A "<" in prose is an entity: Markdown would otherwise open an HTML tag at "z_<t".
+    assert md.text("z_t does not condition on z_<t") == r"z\_t does not condition on z\_&lt;t"
     assert md.text(r"weight $\lambda_z$ of |J|", in_table=True) == r"weight $\lambda_z$ of \|J\|"
     assert md.text(r"$p(x \mid z) = |a|$", in_table=True) == r"$p(x \mid z) = \vert a\vert $"
     cited = md.text("the prior (vae.1), not (vae.9)", labels={"vae.1": "#vae.1"})
@@ -376,26 +506,40 @@ def test_a_variant_page_shows_its_drift_and_its_latest_run(tmp_path, vae_pyro):
                        problems=["pyro: model: the card declares ['w']"], runs=runs)
     page = render(docs, ROOT)
     assert '!!! danger "Card and code disagree"' in page and "boom" in page
-    assert "| `test_nll` | 30.5000 |" in page and "| `epochs` | 3 |" in page
+    assert "| epochs trained | 3 |" in page and "| test ELBO (500 test images, nats) | -31.2500 |" in page
     assert "![samples (Pyro)](vae/pyro-samples.png)" in page
     assert images_to_copy(docs) == {"variants/vae/pyro-samples.png": tmp_path / "runs/vae-pyro-digits/samples.png"}
     row = next(line for line in site_pages.index([docs]).splitlines() if line.startswith("| [vae]"))
     assert "| ✗ (drift) | ✗ (fails) |" in row and "test NLL 30.50 (pyro, digits)" in row
 
 
-def test_benchmark_results_become_tables(tmp_path):
+def test_benchmark_results_become_tables_and_plots_without_machine_paths(tmp_path):
+    from zoodocs import benchmarks_page
+
     folder = tmp_path / "benchmarks" / "results"
     folder.mkdir(parents=True)
+    (tmp_path / "benchmarks" / "throughput.py").write_text('"""Seconds per epoch against plain PyTorch."""\n')
+    (tmp_path / "benchmarks" / "README.md").write_text("# Benchmarks\n\n## Throughput\n\nMeasured in words.\n")
     (folder / "throughput.json").write_text(json.dumps({
-        "benchmark": "throughput", "batch_size": 256, "machine": {"cpu_count": 2},
-        "results": {"torch": {"median_seconds": 1.5}, "zoo-pyro": {"median_seconds": 2.25, "vs_torch": 1.5}},
+        "benchmark": "throughput", "batch_size": 256, "data_dir": "/usr/share/datasets/fashion-mnist",
+        "machine": {"cpu_count": 2, "platform": "Linux-6.1-x86_64-secret-build"},
+        "results": {"torch": {"median_seconds": 1.5, "epoch_seconds": [1.0] * 20},
+                    "zoo-pyro": {"median_seconds": 2.25, "vs_torch": 1.5, "epoch_seconds": [2.0] * 20}},
     }))
-    (folder / "notes.md").write_text("# Notes\n\nPlain text.\n")
-    page, problems = site_pages.benchmarks(tmp_path)
+    page, problems, published = benchmarks_page.benchmarks(tmp_path)
     assert problems == []
     assert "| `benchmark` | throughput |" in page and "| `cpu_count` | 2 |" in page
+    # The README opens the page, its headings under the page's own.
+    assert "### Throughput" in page and "Measured in words." in page
+    assert "From `benchmarks/throughput.py`: Seconds per epoch against plain PyTorch." in page
+    # One row per contender; the per-epoch arrays are a plot, not a column.
     assert "|  | `median_seconds` | `vs_torch` |" in page
     assert "| `zoo-pyro` | 2.2500 | 1.5000 |" in page and "| `torch` | 1.5000 |  |" in page
-    assert "### Notes" in page
+    assert "epoch_seconds" not in page.split("![")[0].split("### throughput")[-1].split("\n|")[1]
+    plots = [path for path in published if path.endswith(".png")]
+    assert len(plots) == 1 and published[plots[0]].startswith(b"\x89PNG")
+    assert "benchmarks/results/throughput.json" in published and "[Download `throughput.json`](benchmarks/results/throughput.json)" in page
+    # No machine paths or kernel builds.
+    assert "/usr/share" not in page and "secret-build" not in page and "fashion-mnist" in page
     (folder / "broken.json").write_text("{")
-    assert site_pages.benchmarks(tmp_path)[1][0].startswith("benchmarks/results/broken.json is not valid JSON")
+    assert benchmarks_page.benchmarks(tmp_path)[1][0].startswith("benchmarks/results/broken.json is not valid JSON")

@@ -1,5 +1,5 @@
 """Evaluation (zoo/evaluate.py): the ELBO estimate, the importance-sampled
-log-likelihood L_K (iwae.1) and PSIS k-hat, per test datapoint.
+log-likelihood L_K (iwae.3) and PSIS k-hat, per test datapoint.
 
 The bookkeeping (blocks of datapoints, chunks of particles) is checked against a
 direct computation on one matrix of weights; the estimates against the closed

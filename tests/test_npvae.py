@@ -177,12 +177,14 @@ def test_growth_reuses_a_dead_leaf_to_split_its_widest_sibling():
 @pytest.mark.parametrize("backend", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)])
 def test_cli_trains_evaluates_and_resumes(backend, tmp_path):
     out = tmp_path / "run"
-    assert main(tiny_args("npvae", backend, out, 1, "--set", "grow_every=1", "--set", "leaf_updates=true")) == 0
+    assert main(tiny_args("npvae", backend, out, 1, "--set", "grow_every=1", "--set", "leaf_updates=true",
+                     "--set", "kmeans_init_epochs=1")) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["train_loss"]) and 1 <= metrics["leaves_used"] <= 16
     assert sum(metrics["leaf_probabilities"]) == pytest.approx(1.0, abs=1e-3)
     assert metrics["tree_dot"].count("->") == 20
-    assert main(tiny_args("npvae", backend, out, 2, "--resume", "--set", "grow_every=1")) == 0
+    assert main(tiny_args("npvae", backend, out, 2, "--resume", "--set", "grow_every=1", "--set", "leaf_updates=true",
+                          "--set", "kmeans_init_epochs=1")) == 0
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
     assert main(["evaluate", str(out), "--k", "30", "--limit", "20"]) == 0
     evaluation = json.loads((out / "eval.json").read_text())

@@ -107,8 +107,8 @@ def test_discriminator_gets_no_gradient_from_the_encoder_and_decoder_losses(batc
 
 
 def test_encoder_loss_is_kl_plus_the_feature_gaussian_nll(batch):
-    """(vaegan.4) = KL(q || N(0, I)) + 1/2 ||Dis_l(x) - Dis_l(Dec(z))||^2 + F/2 log 2 pi, by hand."""
-    variant = pyro_variant()
+    """(vaegan.4) = KL(q || N(0, I)) + ||Dis_l(x) - Dis_l(Dec(z))||^2 / (2 s^2) + F/2 log 2 pi s^2, by hand."""
+    variant = pyro_variant(feature_scale=0.3)
     x, eps, _ = (torch.from_numpy(a) for a in batch)
     with torch.no_grad():
         loc, scale = variant.encoder(x)
@@ -117,7 +117,8 @@ def test_encoder_loss_is_kl_plus_the_feature_gaussian_nll(batch):
         fake = variant.discriminator(variant.decoder(z))[1].double().numpy()
         loss = variant.encoder_loss(x, z).item()
     features = real.shape[1]
-    expected = standard_normal_kl(loc, scale) + 0.5 * ((real - fake) ** 2).sum(-1) + 0.5 * features * math.log(2 * math.pi)
+    expected = (standard_normal_kl(loc, scale) + 0.5 * ((real - fake) ** 2).sum(-1) / 0.3**2
+                + 0.5 * features * math.log(2 * math.pi * 0.3**2))
     assert features == 8 * 2 * 2  # the last conv's output: 8 maps of 2x2 on 8x8 digits
     assert loss == pytest.approx(expected.sum(), rel=1e-5)
 
@@ -129,7 +130,7 @@ def test_with_an_identity_discriminator_the_elbo_is_the_gaussian_vae_elbo(batch,
 
     from zoo.vaegan.pyro_model import pinned
 
-    variant = pyro_variant()
+    variant = pyro_variant(feature_scale=1.0)
     monkeypatch.setattr(variant, "features", lambda images: images)
     x, eps, _ = (torch.from_numpy(a) for a in batch)
     with torch.no_grad():
@@ -137,7 +138,7 @@ def test_with_an_identity_discriminator_the_elbo_is_the_gaussian_vae_elbo(batch,
         z = loc + scale * eps
         loss = variant.encoder_loss(x, z).item()
         x_tilde = variant.decoder(z).double().numpy()
-        variant.config = tiny_config("vaegan", **TINY, likelihood="gaussian", pixel_scale=1.0)
+        variant.config = tiny_config("vaegan", **TINY, feature_scale=1.0, likelihood="gaussian", pixel_scale=1.0)
         gaussian_vae = TraceMeanField_ELBO().differentiable_loss(variant.pixel_model, pinned(variant.guide, z=z), x).item()
     closed_form = standard_normal_kl(loc, scale) + 0.5 * ((batch[0] - x_tilde) ** 2).sum(-1) + X_DIM / 2 * math.log(2 * math.pi)
     assert loss == pytest.approx(closed_form.sum(), rel=1e-5)
@@ -145,8 +146,8 @@ def test_with_an_identity_discriminator_the_elbo_is_the_gaussian_vae_elbo(batch,
 
 
 def test_decoder_loss_mixes_feature_error_and_gan_term_with_gamma(batch):
-    """(vaegan.5) at D = 1/2: sum_b gamma/(2F) ||f(x) - f(x~)||^2 + (1 - gamma) 2 log(1/2)."""
-    variant = pyro_variant(gamma=0.3)
+    """(vaegan.5) at D = 1/2: sum_b gamma/(2 F s^2) ||f(x) - f(x~)||^2 + (1 - gamma) 2 log(1/2)."""
+    variant = pyro_variant(gamma=0.3, feature_scale=0.5)
     discriminator_at_chance(variant)
     x, eps, eps_prior = (torch.from_numpy(a) for a in batch)
     with torch.no_grad():
@@ -154,7 +155,7 @@ def test_decoder_loss_mixes_feature_error_and_gan_term_with_gamma(batch):
         x_tilde = variant.decoder(loc + scale * eps)
         error = ((variant.discriminator(x)[1] - variant.discriminator(x_tilde)[1]) ** 2).double().numpy()
         loss = variant.losses(x, eps, eps_prior)["decoder"].item()
-    expected = 0.3 * 0.5 * error.mean(-1) + 0.7 * 2 * math.log(0.5)
+    expected = 0.3 * 0.5 * error.mean(-1) / 0.5**2 + 0.7 * 2 * math.log(0.5)
     assert loss == pytest.approx(expected.sum(), rel=1e-5)
 
 

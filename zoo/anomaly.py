@@ -1,6 +1,6 @@
 """The one-class anomaly-detection protocol, shared by VAE, VAE-SVDD and adVAE.
 
-The protocol of Ruff et al. (Deep SVDD, ICML 2018) and of VARIANTS.md §17:
+The protocol of Ruff et al. (Deep SVDD, ICML 2018), which VAE-SVDD and adVAE follow:
 
 1. one class ``C`` of a labelled dataset is *normal*; the model trains on the
    training images of ``C`` only (:func:`zoo.data.one_class_split`, which

@@ -158,7 +158,7 @@ def train(
     settings: dict | None = None,
     out: str | Path | None = None,
     progress: bool = False,
-    **options,
+    **options: object,
 ) -> Model:
     """Train ``variant`` and return the trained :class:`Model`.
 

@@ -153,9 +153,9 @@ QUICK = Budget(dataset="digits", epochs=10, seeds=2, batch_size=64, lr=1e-3, lim
 FULL = Budget(dataset="fashion-mnist", epochs=8, seeds=2, batch_size=128, lr=1e-3, limit_train=5000,
               limit_test=300, eval_k=200)
 # One-class anomaly detection: the metric averaged over these normal classes.
-ONE_CLASS_QUICK = Budget(dataset="digits", epochs=10, seeds=2, batch_size=64, limit_test=200, eval_k=50,
+ONE_CLASS_QUICK = Budget(dataset="digits", epochs=10, seeds=2, batch_size=64, limit_test=200, eval_k=25,
                          validation=300, settings={"hidden": (64,), "score_samples": 50},
                          options={"normal_class": (0, 1)}, tune={"svdd_weight": (1.0, 10.0)})
 ONE_CLASS_FULL = Budget(dataset="fashion-mnist", epochs=8, seeds=2, batch_size=128, limit_train=10000,
-                        limit_test=300, eval_k=100, validation=1000, settings={"score_samples": 100},
-                        options={"normal_class": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)})
+                        limit_test=300, eval_k=25, validation=1000, settings={"score_samples": 100},
+                        options={"normal_class": (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)}, tune={"svdd_weight": (1.0, 10.0)})

@@ -43,8 +43,8 @@ from zoo.data import DataError, default_cache_dir, load_dataset
 # the optimisation. Part of the cache record; a changed recipe retrains.
 RECIPES = {
     "digits": {"channels": [16, 32], "hidden": [128], "epochs": 20, "batch_size": 64, "lr": 2e-3, "seed": 0},
-    "mnist": {"channels": [32, 64], "hidden": [128], "epochs": 3, "batch_size": 128, "lr": 1e-3, "seed": 0},
-    "fashion-mnist": {"channels": [32, 64], "hidden": [128], "epochs": 4, "batch_size": 128, "lr": 1e-3, "seed": 0},
+    "mnist": {"channels": [16, 32], "hidden": [128], "epochs": 3, "batch_size": 128, "lr": 1e-3, "seed": 0},
+    "fashion-mnist": {"channels": [16, 32], "hidden": [128], "epochs": 4, "batch_size": 128, "lr": 1e-3, "seed": 0},
 }
 # Fashion-MNIST's upper-body garments, the fine-grained subset of CVAE-GAN's protocol.
 FASHION_TOPS = (0, 2, 4, 6)  # T-shirt/top, pullover, coat, shirt

@@ -340,6 +340,12 @@ def reproduce_claim(claim: Claim, variant: str, budget_name: str, runner: Runner
     if budget is None:
         record.update(verdict="not comparable", why=f"the claim has no {budget_name} protocol", seconds=0.0)
         return record
+    for contender in (claim.ours, claim.baseline):
+        name = contender.variant.removeprefix(REFERENCE_PREFIX) if contender and contender.variant.startswith(REFERENCE_PREFIX) else None
+        if name and references.BACKEND_OF[name] != runner.backend:  # say so before training anything
+            record.update(verdict="not comparable", seconds=0.0,
+                          why=f"the reference {name} exists for the {references.BACKEND_OF[name]} backend only")
+            return record
     seed_list = list(range(seeds if seeds is not None else budget.seeds))
     record["protocol"] = {**_fields(budget), "seeds": seed_list}
     runner.eval_k = budget.eval_k

@@ -74,6 +74,7 @@ class TracedSite:
     event_shape: tuple[int, ...]
     batch_shape: tuple[int, ...]
     wrapped: str  # the distribution as constructed, e.g. "Independent(Normal)"
+    plate_sizes: tuple[int, ...] = ()  # the size of each plate of ``plates``, in the trace
 
     @property
     def is_factor(self) -> bool:
@@ -99,6 +100,12 @@ class ProgramStructure:
     sites: tuple[TracedSite, ...]
     relations: dict | None
     relations_error: str | None = None
+    # Which of the program's arguments (``x``, ``y``, ``s``...) each site's
+    # distribution depends on, found by perturbing one argument at a time (Pyro only;
+    # empty when not computed). An argument that a site observes is not listed for it.
+    input_edges: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # The arguments observed by a site of the program: ``{argument: site}``.
+    observed_inputs: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def sample_sites(self) -> tuple[TracedSite, ...]:
@@ -178,7 +185,7 @@ def wrapped_name(fn) -> str:
     return type(fn).__name__
 
 
-def _traced_site(name: str, fn, observed: bool, plates: Sequence[str]) -> TracedSite:
+def _traced_site(name: str, fn, observed: bool, plates: Sequence[str], sizes: Sequence[int] = ()) -> TracedSite:
     return TracedSite(
         name=name,
         distribution=distribution_name(fn),
@@ -188,6 +195,7 @@ def _traced_site(name: str, fn, observed: bool, plates: Sequence[str]) -> Traced
         event_shape=tuple(int(n) for n in fn.event_shape),
         batch_shape=tuple(int(n) for n in fn.batch_shape),
         wrapped=wrapped_name(fn),
+        plate_sizes=tuple(int(n) for n in sizes),
     )
 
 
@@ -207,8 +215,10 @@ def pyro_sites(program, batch: Mapping) -> tuple[TracedSite, ...]:
         if site["type"] != "sample" or site_is_subsample(site) or site["infer"].get("_deterministic"):
             continue
         # Pyro stacks plate frames outermost first.
-        plates = [frame.name for frame in site["cond_indep_stack"]]
-        sites.append(_traced_site(name, site["fn"], site["is_observed"], plates))
+        frames = [frame for frame in site["cond_indep_stack"] if frame.vectorized]
+        plates = [frame.name for frame in frames]
+        sizes = [frame.size for frame in frames]
+        sites.append(_traced_site(name, site["fn"], site["is_observed"], plates, sizes))
     return tuple(sites)
 
 
@@ -225,14 +235,75 @@ def numpyro_sites(program, batch: Mapping) -> tuple[TracedSite, ...]:
             if site["type"] != "sample":
                 continue
             # NumPyro appends plate frames innermost first; reverse to outermost first.
-            plates = [frame.name for frame in reversed(site["cond_indep_stack"])]
-            sites.append(_traced_site(name, site["fn"], site["is_observed"], plates))
+            frames = list(reversed(site["cond_indep_stack"]))
+            plates = [frame.name for frame in frames]
+            sizes = [frame.size for frame in frames]
+            sites.append(_traced_site(name, site["fn"], site["is_observed"], plates, sizes))
 
     # Abstract evaluation: shapes and distributions without compiling a single XLA
     # kernel (eager tracing compiles every op once, seconds per process). The
     # trainers jit the programs, so a variant that traces under jit traces here.
     jax.eval_shape(run)
     return tuple(sites)
+
+
+def _perturbed(value):
+    """Another value of a program argument, of the same shape and type, that differs
+    from ``value`` in every entry: labels shifted to the next class, other arrays
+    shifted across the batch and rescaled."""
+    import torch
+
+    if not value.dtype.is_floating_point:
+        return (value + 1) % (int(value.max()) + 1 if value.numel() else 1)
+    return torch.roll(value, 1, 0) * 0.5 + 0.25 + 0.01 * torch.arange(value.numel()).reshape(value.shape) / max(value.numel(), 1)
+
+
+def pyro_input_dependencies(program, batch: Mapping) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Which arguments each site's distribution depends on: the program is traced, then
+    replayed with one argument perturbed; a site whose log-density of the same value
+    changes depends on that argument. A site whose *value* changes observes it.
+
+    ``get_model_relations`` follows dependencies between sample sites only; this gives
+    the arrows from the data into the guide (x -> z) and from conditioning inputs.
+    """
+    import pyro.poutine as poutine
+    import torch
+    from pyro.poutine.util import site_is_subsample
+
+    def run(arguments, replayed=None):
+        handled = poutine.replay(program, trace=replayed) if replayed is not None else program
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
+            return poutine.trace(handled).get_trace(**arguments)
+
+    def sites(trace):
+        return {
+            name: site for name, site in trace.nodes.items()
+            if site["type"] == "sample" and not site_is_subsample(site) and not site["infer"].get("_deterministic")
+        }
+
+    try:
+        original = run(batch)
+        before = sites(original)
+        reference = {name: site["fn"].log_prob(site["value"]) for name, site in before.items()}
+        edges: dict[str, list[str]] = {}
+        observed: dict[str, str] = {}
+        for argument, value in batch.items():
+            if not torch.is_tensor(value):
+                continue
+            after = sites(run({**batch, argument: _perturbed(value)}, replayed=original))
+            for name, site in after.items():
+                if name not in before:
+                    continue
+                if site["is_observed"] and not torch.equal(site["value"], before[name]["value"]):
+                    observed[argument] = name
+                    continue
+                density = site["fn"].log_prob(before[name]["value"])
+                if density.shape != reference[name].shape or not torch.allclose(density, reference[name], rtol=1e-5, atol=1e-6):
+                    edges.setdefault(name, []).append(argument)
+    except Exception:  # a program that cannot be replayed: no input arrows, the rest is drawn
+        return {}, {}
+    return {name: tuple(arguments) for name, arguments in edges.items()}, observed
 
 
 def _relations(get_model_relations, program, batch: Mapping) -> tuple[dict | None, str | None]:
@@ -259,7 +330,8 @@ def _trace_pyro(name: str, variant_class, config, dataset) -> Structure:
             fn = getattr(variant, program)
             sites = _wrap(name, "pyro", program, pyro_sites, fn, batch)
             relations, error = _relations(get_model_relations, fn, batch)
-            programs[program] = ProgramStructure(program, sites, relations, error)
+            edges, observed = pyro_input_dependencies(fn, batch)
+            programs[program] = ProgramStructure(program, sites, relations, error, edges, observed)
     return Structure(name, "pyro", programs["model"], programs["guide"], _shapes(arrays))
 
 

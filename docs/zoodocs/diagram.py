@@ -2,12 +2,17 @@
 
 Nodes are the traced sites: latent variables as circles, observed ones as shaded
 double circles, factors (extra loss terms added with ``pyro.factor`` /
-``numpyro.factor``) as hexagons. Plates are boxes, nested as the program nests them
-(:attr:`zoo.structure.TracedSite.plates`). Arrows are the ``sample_sample`` relations
-that ``get_model_relations`` found by following each value's provenance:
-``a --> b`` when the distribution of ``b`` was computed from the value of ``a``.
+``numpyro.factor``) as hexagons, and the program's inputs that no site observes
+(the data a guide conditions on, a conditioning label) as shaded boxes. Plates are
+boxes, nested as the program nests them (:attr:`zoo.structure.TracedSite.plates`),
+labelled with their size (``N`` for the minibatch). Arrows between sites are the
+``sample_sample`` relations that ``get_model_relations`` found by following each
+value's provenance: ``a --> b`` when the distribution of ``b`` was computed from the
+value of ``a``; arrows from inputs come from
+:func:`zoo.structure.pyro_input_dependencies`.
 
-One diagram per backend shows the model and the guide side by side. The diagrams
+One diagram shows the model and the guide side by side; the page draws one per
+backend only when the backends' traced structures differ. The diagrams
 are rendered in the browser by the vendored Mermaid (see
 ``docs/assets/javascripts/vaezoo.js``); no ``dot`` binary is needed.
 """
@@ -21,8 +26,39 @@ CLASS_DEFS = (
     "classDef latent fill:#ffffff,stroke:#333333,stroke-width:1px",
     "classDef observed fill:#c9c9c9,stroke:#333333,stroke-width:1px",
     "classDef factor fill:#fff3cd,stroke:#b58900,stroke-width:1px",
+    "classDef input fill:#e3e3e3,stroke:#333333,stroke-width:1px,stroke-dasharray:3 2",
 )
-_SHAPES = {"latent": '(("{}"))', "observed": '((("{}")))', "factor": '{{{{"{}"}}}}'}
+_SHAPES = {"latent": '(("{}"))', "observed": '((("{}")))', "factor": '{{{{"{}"}}}}', "input": '["{}"]'}
+BATCH_PLATE_SIZE = 16  # the trace's minibatch (zoo.structure.BATCH_SIZE): drawn as N
+
+
+class _Input:
+    """A program argument drawn as a node, placed in the plates of its first dependant."""
+
+    kind = "input"
+
+    def __init__(self, name: str, plates: tuple, plate_sizes: tuple):
+        self.name, self.plates, self.plate_sizes = name, plates, plate_sizes
+
+
+def input_nodes(part) -> list[_Input]:
+    """The arguments the program's sites depend on and no site observes."""
+    observed = set(getattr(part, "observed_inputs", {}) or {})
+    by_name = {site.name: site for site in part.sites}
+    nodes: dict[str, _Input] = {}
+    for site_name, arguments in (getattr(part, "input_edges", {}) or {}).items():
+        site = by_name.get(site_name)
+        for argument in arguments:
+            if argument in observed or argument in nodes or argument in by_name or site is None:
+                continue
+            nodes[argument] = _Input(argument, tuple(site.plates[:1]), tuple(site.plate_sizes[:1]))
+    return list(nodes.values())
+
+
+def plate_label(name: str, size: int | None) -> str:
+    if size is None:
+        return f"plate {name}"
+    return f"plate {name} (N)" if size == BATCH_PLATE_SIZE else f"plate {name} ({size})"
 
 
 def _label(name: str) -> str:
@@ -34,16 +70,22 @@ def mermaid(parts: Sequence[tuple[str, object]]) -> str:
     :class:`zoo.structure.ProgramStructure`."""
     lines = ["flowchart LR"]
     counter = itertools.count()
-    members: dict[str, list[str]] = {"latent": [], "observed": [], "factor": []}
+    members: dict[str, list[str]] = {"latent": [], "observed": [], "factor": [], "input": []}
     for index, (title, part) in enumerate(parts):
+        inputs = input_nodes(part)
         ids = {site.name: f"n{index}_{i}" for i, site in enumerate(part.sites)}
+        ids.update({node.name: f"i{index}_{i}" for i, node in enumerate(inputs)})
         lines.append(f'    subgraph g{index}["{_label(title)}"]')
         lines.append("        direction TB")
-        _emit_plate(list(part.sites), 0, ids, lines, "        ", counter)
+        _emit_plate([*inputs, *part.sites], 0, ids, lines, "        ", counter)
         lines.append("    end")
         for source, target in edges(part):
             lines.append(f"    {ids[source]} --> {ids[target]}")
-        for site in part.sites:
+        for site_name, arguments in (getattr(part, "input_edges", {}) or {}).items():
+            for argument in arguments:
+                if argument in ids and site_name in ids and argument != site_name and ids[argument].startswith("i"):
+                    lines.append(f"    {ids[argument]} --> {ids[site_name]}")
+        for site in [*inputs, *part.sites]:
             members[site.kind].append(ids[site.name])
     # An invisible link between consecutive boxes keeps them side by side, in order.
     lines += [f"    g{i} ~~~ g{i + 1}" for i in range(len(parts) - 1)]
@@ -57,13 +99,16 @@ def mermaid(parts: Sequence[tuple[str, object]]) -> str:
 def _emit_plate(sites, level, ids, lines, pad, counter) -> None:
     """Sites whose plate path ends at ``level``, then one box per inner plate."""
     inner: dict[str, list] = {}
+    sizes: dict[str, int | None] = {}
     for site in sites:
         if len(site.plates) == level:
             lines.append(f"{pad}{ids[site.name]}{_SHAPES[site.kind].format(_label(site.name))}")
         else:
             inner.setdefault(site.plates[level], []).append(site)
+            known = getattr(site, "plate_sizes", ())
+            sizes.setdefault(site.plates[level], known[level] if len(known) > level else None)
     for plate, members in inner.items():
-        lines.append(f'{pad}subgraph p{next(counter)}["plate {_label(plate)}"]')
+        lines.append(f'{pad}subgraph p{next(counter)}["{_label(plate_label(plate, sizes[plate]))}"]')
         _emit_plate(members, level + 1, ids, lines, pad + "    ", counter)
         lines.append(f"{pad}end")
 
@@ -78,3 +123,15 @@ def edges(part) -> list[tuple[str, str]]:
         for source in sources
         if source in names and target in names
     ]
+
+
+def signature(structure) -> tuple:
+    """What a diagram draws of a traced structure, comparable across backends and
+    variants: per program, its sites (name, kind, plates) and its arrows between sites."""
+    return tuple(
+        (
+            tuple(sorted((site.name, site.kind, tuple(site.plates)) for site in part.sites)),
+            tuple(sorted(edges(part))),
+        )
+        for part in (structure.model, structure.guide)
+    )

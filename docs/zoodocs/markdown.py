@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 _INLINE_MATH = re.compile(r"(\$[^$]+\$)")
-_MARKUP = re.compile(r"([\\`*_\[\]<>])")
+_MARKUP = re.compile(r"([\\`*_\[\]])")
 _CITATION = re.compile(r"\(([A-Za-z0-9-]+\.\d+)\)")
 
 
@@ -28,7 +28,9 @@ def text(value: str, in_table: bool = False, labels: Mapping[str, str] | None = 
         if i % 2:  # math
             parts.append(_table_math(part) if in_table else part)
             continue
-        escaped = _MARKUP.sub(r"\\\1", part).replace("\n", " ")
+        # "<" and ">" as entities: a backslash does not stop Python-Markdown from reading
+        # "z_<t" as the start of an HTML tag, which then swallows the next blocks.
+        escaped = _MARKUP.sub(r"\\\1", part).replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
         if in_table:
             escaped = escaped.replace("|", r"\|")
         if labels:

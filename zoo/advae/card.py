@@ -1,4 +1,4 @@
-"""The math card of adVAE (VARIANTS.md §18)."""
+"""The math card of adVAE."""
 
 import math
 
@@ -103,7 +103,7 @@ CARD = MathCard(
         "T: 2d -> 2d -> 2d -> 2d with sigmoid activations on [mu, log sigma^2]) and the score (advae.8) "
         "with L = 1000. The repository does not contain the training code.",
         "Unconfirmed, chosen here and exposed in the config: the functional form of the three losses "
-        "(VARIANTS.md §18), the margins m_z = 40 nats and m_x = 10, gamma = 2 (any gamma > 1 keeps T "
+        "(the paper gives them in words only), the margins m_z = 40 nats and m_x = 10, gamma = 2 (any gamma > 1 keeps T "
         "from collapsing onto the normal posterior), d = 20, sigma_0^2 = 1/2.",
         "Three optimizers (Adam, the run's learning rate) over the disjoint parameter sets of T, G and E; "
         "per batch the steps run in that order, and inputs a step does not own are computed without gradients.",

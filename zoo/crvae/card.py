@@ -31,9 +31,10 @@ CARD = MathCard(
         Equation("crvae.1", r"p(z) = \prod_{t=1}^{T} \mathcal N(z_t;\,0, I),\qquad z = (z_1,\dots,z_T)", "Independent standard normal blocks."),
         Equation(
             "crvae.2",
-            r"\hat u_t = \mathrm{LSTM}_{\text{dec}}(z_t, \hat h_{t-1}),\quad \hat z_t = W\hat u_t + b,\quad "
+            r"\hat u_t = \mathrm{LSTM}_{\text{dec}}(z_t, \hat h_{t-1}),\quad \hat z_t = z_t + W\hat u_t + b,\quad "
             r"p_\theta(x\mid z) = \prod_i \mathrm{Bernoulli}\big(x_i;\ \sigma(f_\theta(\hat z))_i\big)",
-            "The decoder LSTM over the latent blocks, then an MLP on the transformed latents.",
+            "The decoder LSTM over the latent blocks, then an MLP on the transformed latents. The residual "
+            "z_t is the zoo's default (decoder_residual); the paper's decoder is the same without it.",
         ),
     ),
     guide=(
@@ -70,6 +71,7 @@ CARD = MathCard(
         Hyperparameter("hidden", (400,), "hidden widths of the encoder MLP; the last one is split into T channel blocks"),
         Hyperparameter("lstm_hidden", 64, "width of the encoder and decoder LSTMs"),
         Hyperparameter("recurrent", True, "use the LSTM pathways (false: linear heads, the VAE's networks)"),
+        Hyperparameter("decoder_residual", True, "add z_t to the decoder LSTM's projection (false: the paper's decoder)"),
         Hyperparameter("kl_weights", (), "alpha_t per step; empty means all 1", r"\alpha_t"),
         Hyperparameter("mi_weight", 0.0, "weight of the MI regulariser", r"\kappa"),
         Hyperparameter("mi_step_weights", (), "w_t per step of the MI loss; empty means all 1", "w_t"),
@@ -87,6 +89,10 @@ CARD = MathCard(
         "In the authors' code the MI head reads the GAN discriminator's features and the per-step MI "
         "weights are (0.1, 1.5, 1.5, 1.25, 0.1, 0.1, 1, 1) for T = 8; without a GAN the zoo's head "
         "reads the decoded image, and the code it regresses is detached (the term trains decoder and head).",
+        "The decoder adds z_t to the projected LSTM output by default: with the LSTM path alone "
+        "(decoder_residual=false, the paper's form) the zoo's small digits runs collapsed to the prior "
+        "(total KL 0.07 nats after 30 epochs, against 3.2 with the residual path); the authors train "
+        "their LSTMs at lr/T with gradient clipping, which the zoo's shared loop does not do.",
         "The optional crVAE-GAN term of the paper is not implemented.",
     ),
     claims=(

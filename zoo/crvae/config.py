@@ -17,6 +17,7 @@ class Config(VariantConfig):
     steps: int = 4  # T latent blocks (the authors use 8 with a 1024-d latent)
     lstm_hidden: int = 64  # width of both LSTMs
     recurrent: bool = True  # False: plain linear heads (with steps=1, exactly the VAE)
+    decoder_residual: bool = True  # z^_t = z_t + W u^_t; False: the paper's z^_t = W u^_t
     kl_weights: tuple[float, ...] = ()  # alpha_t per step (crvae.4); empty: all 1, a proper ELBO
     mi_weight: float = 0.0  # kappa of the MI regulariser (crvae.5); 0 switches it off
     mi_step_weights: tuple[float, ...] = ()  # w_t per step in the MI loss; empty: all 1

@@ -25,7 +25,7 @@ class Variant(NumPyroVariant):
         super().__init__(config, x_dim, num_classes)
         c = config
         self.encoder = ChannelRecurrentEncoder(c.hidden, c.z_dim, c.steps, c.lstm_hidden, c.recurrent, c.activation)
-        self.decoder = ChannelRecurrentDecoder(tuple(reversed(c.hidden)), x_dim, c.z_dim, c.steps, c.lstm_hidden, c.recurrent, c.activation)
+        self.decoder = ChannelRecurrentDecoder(tuple(reversed(c.hidden)), x_dim, c.z_dim, c.steps, c.lstm_hidden, c.recurrent, c.activation, c.decoder_residual)
         self.mi_head = MLP([c.mi_hidden, c.steps * c.lstm_hidden], c.activation)
         self._step_kls = jax.jit(self.step_kls)
 

@@ -33,7 +33,7 @@ class Variant(PyroVariant):
         super().__init__(config, x_dim, num_classes)
         c = config
         self.encoder = ChannelRecurrentEncoder(x_dim, c.hidden, c.z_dim, c.steps, c.lstm_hidden, c.recurrent, c.activation)
-        self.decoder = ChannelRecurrentDecoder(c.z_dim, tuple(reversed(c.hidden)), x_dim, c.steps, c.lstm_hidden, c.recurrent, c.activation)
+        self.decoder = ChannelRecurrentDecoder(c.z_dim, tuple(reversed(c.hidden)), x_dim, c.steps, c.lstm_hidden, c.recurrent, c.activation, c.decoder_residual)
         if c.mi_weight > 0:
             # r_omega: image -> the decoder LSTM's outputs u^ (crvae.5).
             self.mi_head = MLP([x_dim, c.mi_hidden, c.steps * c.lstm_hidden], c.activation)

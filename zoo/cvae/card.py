@@ -1,4 +1,4 @@
-"""The math card of the CVAE of Sohn et al. (VARIANTS.md §3a)."""
+"""The math card of the CVAE of Sohn et al.."""
 
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""The math card of the FAE, the Fisher autoencoder (VARIANTS.md §16)."""
+"""The math card of the FAE, the Fisher autoencoder."""
 
 import dataclasses
 
@@ -75,7 +75,7 @@ CARD = MathCard(
     notes=(
         "The paper's exact definitions of J(z) and J(x') are unconfirmed; the zoo uses the Fisher information "
         "of the Gaussian location, i.e. the summed precisions (fae.3), averaged over the minibatch before the "
-        "absolute value (VARIANTS.md §16).",
+        "absolute value.",
         "The review prints the decoder term with a minus sign; the zoo implements the symmetric form (fae.4), "
         "which matches the abstract's 'explicitly control Fisher information'. The sign is unconfirmed.",
         "All four defaults are the zoo's choice (unconfirmed in the paper): F_z = 10 d at d = 50, lambda_z = 1 "

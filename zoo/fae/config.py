@@ -12,7 +12,7 @@ class Config(VariantConfig):
     # J(x') needs a learned decoder scale, so the likelihood is Gaussian.
     likelihood: str = "gaussian"
     # F_z: target of J(z) = sum_j sigma_phi_j^-2, here 10 d for the default d = 50
-    # (the middle of VARIANTS.md §16's sweep {d, 10 d, 100 d}).
+    # (the middle of the sweep {d, 10 d, 100 d} of benchmarks/fisher.py).
     fisher_z: float = 500.0
     lambda_z: float = 1.0
     # F_x': target of J(x') = sum_i sigma_theta_i^-2, here a per-pixel precision of

@@ -4,7 +4,7 @@ Fisher-information penalties (fae.4).
 Zheng, Yao, Zhang, Tsang & Wang, Understanding VAEs in Fisher-Shannon Plane,
 AAAI 2019 (arXiv:1807.03723). The penalties need sigma_phi(x), which the model
 trace does not see, so the objective is a ``TraceMeanField_ELBO`` subclass
-(VARIANTS.md §1, the custom-loss mechanism):
+(the zoo's custom-loss mechanism):
 :class:`~zoo.pyro_backend.objectives.FisherPenalisedELBO` reads both scales from
 the traces of the guide's z and the model's x.
 """

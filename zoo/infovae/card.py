@@ -1,4 +1,4 @@
-"""The math card of InfoVAE, the review's IMVAE (VARIANTS.md §11)."""
+"""The math card of InfoVAE, the review's IMVAE."""
 
 import dataclasses
 
@@ -87,9 +87,9 @@ CARD = MathCard(
         "unweighted joint"
     ),
     notes=(
-        "IMVAE in Liu (2023) is identified with InfoVAE; the review does not say so, it is an inference (VARIANTS.md §11).",
+        "IMVAE in Liu (2023) is identified with InfoVAE; the review does not say so, it is the zoo's reading of the acronym.",
         "Defaults alpha = 1, lambda = 1000 and gamma = 1/(2d) are the zoo's choice; the paper's own values are "
-        "unconfirmed. VARIANTS.md §11 proposes lambda = 100 for the minimal version; on Fashion-MNIST (784 pixels, "
+        "not given in a form we could check. lambda = 100 is a common choice; on Fashion-MNIST (784 pixels, "
         "summed log-likelihood, 10 epochs) lambda = 100 left MMD(q(z), p(z)) at about twice the VAE's, while "
         "lambda = 1000 brings it to the VAE's level (benchmarks/regularised.py). A 5-epoch trial with "
         "lambda = 10000 lowered it further but cost kNN accuracy.",

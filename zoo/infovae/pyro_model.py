@@ -2,7 +2,7 @@
 the InfoVAE objective (infovae.3) as its minibatch loss (infovae.5).
 
 Zhao, Song & Ermon, InfoVAE: Information Maximizing Variational Autoencoders,
-arXiv:1706.02262 (2017). Two of VARIANTS.md §1's mechanisms make the objective:
+arXiv:1706.02262 (2017). Two of the zoo's mechanisms for extra terms make the objective:
 
 - the KL weight ``1 - alpha`` is a handler around the site z in model *and* guide,
   so ``TraceMeanField_ELBO``'s analytic KL is multiplied by it;

@@ -1,4 +1,4 @@
-"""The math card of the IWAE (VARIANTS.md §5)."""
+"""The math card of the IWAE."""
 
 import dataclasses
 
@@ -23,16 +23,16 @@ CARD = MathCard(
         "single sample would miss, and the model learns more active latent units."
     ),
     generative=(
-        Equation("iwae.2", r"p(z) = \mathcal N(z;\,0, I_d),\qquad p_\theta(x\mid z) = \prod_i \mathrm{Bernoulli}\big(x_i;\ \sigma(f_\theta(z))_i\big)",
+        Equation("iwae.1", r"p(z) = \mathcal N(z;\,0, I_d),\qquad p_\theta(x\mid z) = \prod_i \mathrm{Bernoulli}\big(x_i;\ \sigma(f_\theta(z))_i\big)",
                  "The VAE's generative model (one stochastic layer)."),
     ),
     guide=(
-        Equation("iwae.3", r"q_\phi(z\mid x) = \mathcal N\big(z;\ \mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x)\big)",
+        Equation("iwae.2", r"q_\phi(z\mid x) = \mathcal N\big(z;\ \mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x)\big)",
                  "The VAE's amortized Gaussian encoder, used as the importance proposal."),
     ),
     objective=(
         Equation(
-            "iwae.1",
+            "iwae.3",
             r"\mathcal L_k(x) = \mathbb E_{z_1,\dots,z_k \overset{iid}{\sim} q_\phi(z\mid x)}"
             r"\Big[\log \frac1k \sum_{i=1}^{k} w_i\Big],\qquad w_i = \frac{p_\theta(x, z_i)}{q_\phi(z_i\mid x)}",
             "The k-sample bound per datapoint: log-sum-exp over the k particles of each datapoint, then summed over the minibatch.",

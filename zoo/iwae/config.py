@@ -7,7 +7,7 @@ from zoo.config import ConfigError, VariantConfig
 
 @dataclass
 class Config(VariantConfig):
-    k: int = 5  # importance samples per datapoint in the training bound (iwae.1)
+    k: int = 5  # importance samples per datapoint in the training bound (iwae.3)
 
     def validate(self) -> None:
         super().validate()

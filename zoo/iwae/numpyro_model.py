@@ -1,4 +1,4 @@
-"""IWAE in NumPyro: the VAE's model (iwae.2) and guide (iwae.3), objective (iwae.1).
+"""IWAE in NumPyro: the VAE's model (iwae.1) and guide (iwae.2), objective (iwae.3).
 
 Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR 2016.
 NumPyro's ``RenyiELBO(alpha=0)`` is the per-datapoint k-sample bound for local

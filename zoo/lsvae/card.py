@@ -1,4 +1,4 @@
-"""The math card of the LSVAE (VARIANTS.md §10)."""
+"""The math card of the LSVAE."""
 
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""The math card of M2, the semi-supervised CVAE (VARIANTS.md §3b)."""
+"""The math card of M2, the semi-supervised CVAE."""
 
 import dataclasses
 
@@ -54,20 +54,24 @@ CARD = MathCard(
     objective=(
         Equation(
             "m2.4",
-            r"-\mathcal L(x, y) = -\mathbb E_{q_\phi(z \mid x, y)}\big[\log p_\theta(x \mid y, z) + \log p(y)"
-            r" + \log p(z) - \log q_\phi(z \mid x, y)\big]",
-            "The bound of a labelled image: y observed in model and guide.",
+            r"\log p_\theta(x, y) \ \ge\ -\mathcal L(x, y) = \mathbb E_{q_\phi(z \mid x, y)}\big[\log p_\theta(x \mid y, z)"
+            r" + \log p(y) + \log p(z) - \log q_\phi(z \mid x, y)\big]",
+            "The bound of a labelled image, as the paper writes it: y observed in model and guide, and "
+            "L(x, y), the negative bound, is the labelled loss.",
         ),
         Equation(
             "m2.5",
-            r"-\mathcal U(x) = \sum_{y=1}^{C} q_\phi(y \mid x)\big(-\mathcal L(x, y)\big) - \mathcal H\big(q_\phi(y \mid x)\big)",
-            "The bound of an unlabelled image: y summed out exactly (TraceEnum_ELBO, parallel enumeration of the guide's y).",
+            r"\log p_\theta(x) \ \ge\ -\mathcal U(x) = \sum_{y=1}^{C} q_\phi(y \mid x)\big(-\mathcal L(x, y)\big)"
+            r" + \mathcal H\big(q_\phi(y \mid x)\big)",
+            "The bound of an unlabelled image: y summed out exactly (TraceEnum_ELBO, parallel enumeration of "
+            "the guide's y), with the entropy of the classifier added; U(x) is the unlabelled loss.",
         ),
         Equation(
             "m2.6",
-            r"\mathcal J^\alpha = \sum_{(x, y) \in \mathcal D_l} -\mathcal L(x, y) + \sum_{x \in \mathcal D_u} -\mathcal U(x)"
-            r" + \alpha\, \mathbb E_{\mathcal D_l}\big[-\log q_\phi(y \mid x)\big],\qquad \alpha = \texttt{alpha\_scale}\cdot N",
-            "The loss, minimised. In a minibatch each labelled row's -log q(y|x) is weighted alpha / N_l "
+            r"\begin{aligned}\mathcal J^\alpha &= \sum_{(x, y) \in \mathcal D_l} \mathcal L(x, y) + \sum_{x \in \mathcal D_u} \mathcal U(x)"
+            r" + \alpha\, \mathbb E_{\mathcal D_l}\big[-\log q_\phi(y \mid x)\big], \\ \alpha &= \texttt{alpha\_scale}\cdot N\end{aligned}",
+            "The loss, minimised: both negative bounds plus the classification loss of the labelled images. In a "
+            "minibatch each labelled row's -log q(y|x) is weighted alpha / N_l "
             "(N training images, N_l of them labelled), so the minibatch sum estimates (B/N) J.",
         ),
     ),
@@ -100,9 +104,9 @@ CARD = MathCard(
         "guide run with y = label: the model's y is observed and the guide has no y site.",
         "A minibatch mixes labelled and unlabelled rows; the loss runs the program twice over the whole batch with "
         "complementary masks (poutine.mask / handlers.mask), so shapes stay fixed and masked rows add exactly 0.",
-        "alpha = 0.1 N is the paper's value as VARIANTS.md recalls it [recalled]; Pyro's ss_vae example uses a fixed "
+        "alpha = 0.1 N is the value in Kingma's code (the paper does not print it); Pyro's ss_vae example uses a fixed "
         "multiplier of 46 per labelled example instead. alpha_scale exposes the choice.",
-        "The paper's q(z|x,y) has a scale that depends on x only [recalled]; here, as in Pyro's ss_vae, the encoder "
+        "The paper's q(z|x,y) has a scale that depends on x only, as we read the paper (not re-checked); here, as in Pyro's ss_vae, the encoder "
         "reads (x, y) for both location and scale.",
         "Importance weights for evaluation sum y out inside each weight, w_k = sum_y p(x,y,z_k^y)/q(z_k^y|x,y), one z "
         "per class: an unbiased estimate of p(x). The evaluator's test_elbo is then E log w_k, which lies between "

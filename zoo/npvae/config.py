@@ -14,11 +14,13 @@ class Config(VariantConfig):
     depth: int = 2
     gamma: float = 10.0  # V_e ~ Beta(1, gamma), the nCRP's concentration (the paper's 10)
     sigma_b: float = 1.0  # a child's mean around its parent's, N(alpha_pa, sigma_B^2 I)
-    sigma_z: float = 0.5  # a code around its leaf's mean, N(alpha_c, sigma_Z^2 I)
+    sigma_z: float = 1.0  # a code around its leaf's mean, N(alpha_c, sigma_Z^2 I) (the paper's 1)
     # After this many epochs the node means restart from a top-down k-means of the
     # codes (0: never). Started from a prior draw alone, the nearest leaf to the
-    # initial codes takes every image and the others never receive data.
-    kmeans_init_epochs: int = 1
+    # initial codes takes every image and the others never receive data; restarted
+    # after 10 epochs rather than 1, the codes have structure to split (digits, 30
+    # epochs: leaf accuracy 0.57 against 0.39).
+    kmeans_init_epochs: int = 10
     # Every epoch end, the paper's closed-form update of the leaf means given the
     # codes (coordinate ascent between SGD epochs); False leaves them to SVI alone.
     leaf_updates: bool = False

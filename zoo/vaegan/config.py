@@ -23,7 +23,10 @@ class Config(VariantConfig):
     # mode's test ELBO and importance-sampled log-likelihood are reported in.
     likelihood: str = "bernoulli"
     pixel_scale: float = 1.0  # sigma of the "gaussian" pixel likelihood
-    gamma: float = 1e-2  # decoder: gamma * feature error (per element) + (1 - gamma) * GAN term
+    # Scale of the feature Gaussian (vaegan.2): 1 in the paper, whose features have the
+    # scale of a batch-normalised network; smaller puts more weight on reconstruction.
+    feature_scale: float = 0.02
+    gamma: float = 0.3  # decoder: gamma * feature error (per element) + (1 - gamma) * GAN term
     real_weight: float = 0.5  # D loss: real examples; the two fake sets share 1 - real_weight
     margin: float = 0.35  # equilibrium rule around 0.68; negative = always update both
     saturating: bool = True  # decoder's GAN term log(1 - D) (official code) or -log D
@@ -41,6 +44,8 @@ class Config(VariantConfig):
             raise ConfigError(f"gamma must lie in [0, 1], got {self.gamma}")
         if not 0.0 < self.real_weight < 1.0:
             raise ConfigError(f"real_weight must lie strictly between 0 and 1, got {self.real_weight}")
+        if self.feature_scale <= 0:
+            raise ConfigError(f"feature_scale must be positive, got {self.feature_scale}")
         if self.pixel_scale <= 0:
             raise ConfigError(f"pixel_scale must be positive, got {self.pixel_scale}")
 

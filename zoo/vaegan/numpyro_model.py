@@ -76,7 +76,7 @@ class Variant(NumPyroVariant):
             else:
                 discriminator = frozen_module("discriminator", self.discriminator, self.x_dim)
                 features = discriminator(x_tilde)[1]
-                numpyro.sample("feat", dist.Normal(features, 1.0).to_event(1), obs=discriminator(x)[1])
+                numpyro.sample("feat", dist.Normal(features, self.config.feature_scale).to_event(1), obs=discriminator(x)[1])
 
     def guide(self, x, **batch):
         encoder = self.module("encoder", self.encoder, self.x_dim)
@@ -118,7 +118,7 @@ class Variant(NumPyroVariant):
         fakes = self.fakes(params, x, eps, eps_prior)
         fake_logits, fake_features, _ = self.discriminator.apply({"params": frozen}, fakes)
         real_features = self.discriminator.apply({"params": frozen}, x)[1]
-        error = 0.5 * jnp.mean((real_features - fake_features[: len(x)]) ** 2, -1)
+        error = 0.5 * jnp.mean((real_features - fake_features[: len(x)]) ** 2, -1) / config.feature_scale**2
         gan = generator_gan_loss(fake_logits, config.saturating).reshape(-1, len(x)).sum(0)
         return jnp.sum(config.gamma * error + (1.0 - config.gamma) * gan)
 

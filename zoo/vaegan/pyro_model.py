@@ -103,7 +103,7 @@ class Variant(PyroVariant):
                 pyro.sample("x", pixel_likelihood(x_tilde, self.config), obs=x)
             else:
                 features = self.features(x_tilde)
-                pyro.sample("feat", dist.Normal(features, 1.0).to_event(1), obs=self.features(x))
+                pyro.sample("feat", dist.Normal(features, self.config.feature_scale).to_event(1), obs=self.features(x))
 
     def guide(self, x, **batch):
         pyro.module("encoder", self.encoder)
@@ -141,7 +141,7 @@ class Variant(PyroVariant):
         fake_logits, fake_features, _ = detached_call(self.discriminator, torch.cat(fakes))
         real_logits, real_features, _ = self.discriminator(x)
         # (vaegan.5) gamma * per-element feature error + (1 - gamma) * GAN term.
-        error = 0.5 * (real_features.detach() - fake_features[: len(x)]).pow(2).mean(-1)
+        error = 0.5 * (real_features.detach() - fake_features[: len(x)]).pow(2).mean(-1) / config.feature_scale**2
         gan = generator_gan_loss(fake_logits, config.saturating).reshape(len(fakes), len(x)).sum(0)
         out["decoder"] = (config.gamma * error + (1.0 - config.gamma) * gan).sum()
         # (vaegan.6) the discriminator on real images and detached fakes.

@@ -1,4 +1,4 @@
-"""The math card of VAE-SVDD (VARIANTS.md §17)."""
+"""The math card of VAE-SVDD."""
 
 import dataclasses
 
@@ -90,8 +90,8 @@ CARD = MathCard(
         "and of the -ELBO (vaesvdd.8), per class and averaged over classes"
     ),
     notes=(
-        "The paper's exact objective is unconfirmed; the zoo uses the natural joint form (vaesvdd.4) of "
-        "VARIANTS.md §17 with the one-class (hard-boundary) Deep SVDD term. The soft-boundary variant "
+        "The paper's exact objective is unconfirmed; the zoo uses the natural joint form (vaesvdd.4) "
+        "with the one-class (hard-boundary) Deep SVDD term. The soft-boundary variant "
         "(radius R, nu) is not implemented.",
         "Chosen, not from the paper: lambda = 10, a warm-up of 1 epoch of plain VAE training before c is fixed, "
         "epsilon = 0.1 (Ruff et al.'s default). All three are config fields. lambda = 10 comes from a small sweep "

@@ -1,4 +1,4 @@
-"""The math card of the VFAE (VARIANTS.md §4)."""
+"""The math card of the VFAE."""
 
 import dataclasses
 
@@ -110,7 +110,7 @@ CARD = MathCard(
         "UCI Adult (--dataset adult --set sensitive=sex --likelihood gaussian): s = sex, y = income > 50K, "
         "one-hot categoricals and standardised numerics. Its download is not checked against a SHA-256: the "
         "zoo records none, and warns with the file's sum instead.",
-        "alpha, beta and the sizes are [unconfirmed] for the paper; the defaults (alpha = 10, beta = 100 per datapoint, "
+        "alpha, beta and the sizes are not given in the paper in a form we could check; the defaults (alpha = 10, beta = 100 per datapoint, "
         "z1 and z2 of 10 dimensions, gamma = 1/z_dim) come from a short grid on the digits frame task (30 epochs; "
         "alpha in {1, 10, 50}, beta in {100, 1000}, z_dim in {10, 50}): with alpha = 1 the codes hardly predict y, "
         "and with 50-dimensional codes the kernel of bandwidth 1/z_dim let a linear probe still read s. On 28x28 "
@@ -118,7 +118,7 @@ CARD = MathCard(
         "(benchmarks/label_aware.py uses it on Fashion-MNIST).",
         "With more than two classes, discrimination is the total variation between the predicted-class "
         "distributions of the two groups; for two classes it is the paper's |P(y_hat=1|s=0) - P(y_hat=1|s=1)|.",
-        "The random-Fourier-feature MMD (mmd_features = D, the paper used D = 500 [recalled]) draws fresh "
+        "The random-Fourier-feature MMD (mmd_features = D, the paper used D = 500, as we recall it) draws fresh "
         "features at every step.",
         "Importance weights estimate p(x | s) with y summed out inside each weight (as M2).",
     ),

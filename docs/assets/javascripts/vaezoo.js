@@ -34,7 +34,10 @@
         tag.onerror = function () { reject(new Error("cannot load " + mermaidUrl)); };
         document.head.appendChild(tag);
       }).then(function (mermaid) {
-        mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral" });
+        // useMaxWidth false: a wide diagram keeps its real text size and scrolls sideways
+        // (scaled to the column, the VFAE diagram's labels shrank to about 9 px).
+        mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral",
+                             flowchart: { useMaxWidth: false }, themeVariables: { fontSize: "15px" } });
         return mermaid;
       });
     }

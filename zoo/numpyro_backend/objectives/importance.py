@@ -50,7 +50,7 @@ def log_importance_weights(model, guide, params, rng_key, num_particles: int, **
 
 
 def iwae_bound(log_w):
-    """(iwae.1) per datapoint from log weights of shape (k, B)."""
+    """(iwae.3) per datapoint from log weights of shape (k, B)."""
     return jax.scipy.special.logsumexp(log_w, axis=0) - jnp.log(log_w.shape[0])
 
 

@@ -7,7 +7,7 @@ import pyro.distributions as dist
 import torch
 
 # --- Fisher information --------------------------------------------------------
-# Used by the FAE (VARIANTS.md §16). For the location of a Gaussian
+# Used by the FAE. For the location of a Gaussian
 # N(mu, diag sigma^2) the Fisher information matrix is diag(sigma^-2); the zoo's
 # scalar J is its trace, J = sum_j sigma_j^-2 = E_q ||d/dmu log q(z)||^2 (fae.3).
 # The penalty compares the minibatch average of J with a target F: it is a
@@ -49,8 +49,7 @@ class FisherPenalisedELBO(pyro.infer.TraceMeanField_ELBO):
     from the traces Pyro already made: ``J(z)`` from the scale of the guide's
     site ``latent`` (``sigma_phi(x)``), ``J(x')`` from the scale of the model's
     observed site ``observed`` at the guide's draw of z (``sigma_theta(z)``).
-    Both are averaged over the minibatch before the absolute value (VARIANTS.md
-    §16); a weight of 0 switches a term off.
+    Both are averaged over the minibatch before the absolute value; a weight of 0 switches a term off.
     """
 
     def __init__(self, target_z: float, weight_z: float, target_x: float, weight_x: float,

@@ -2,7 +2,7 @@
 
 - :func:`log_importance_weights`: per-datapoint ``log w = log p(x,z) - log q(z|x)``
   for k particles, the quantity behind the IWAE bound and the IS log-likelihood.
-- :class:`ImportanceWeightedELBO`: the IWAE bound (iwae.1) as a Pyro ``ELBO``.
+- :class:`ImportanceWeightedELBO`: the IWAE bound (iwae.3) as a Pyro ``ELBO``.
 
 All losses are sums over the minibatch (Pyro's ``Trace_ELBO`` convention); the
 training loop divides by the batch size to report nats per datapoint.
@@ -61,12 +61,12 @@ def log_importance_weights(model, guide, num_particles: int, *args, **kwargs) ->
 
 
 def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
-    """(iwae.1) per datapoint: ``log (1/k) sum_i w_i`` from log weights of shape (k, B)."""
+    """(iwae.3) per datapoint: ``log (1/k) sum_i w_i`` from log weights of shape (k, B)."""
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
 
 class ImportanceWeightedELBO(ELBO):
-    """The k-sample importance-weighted bound of Burda et al. (iwae.1).
+    """The k-sample importance-weighted bound of Burda et al. (iwae.3).
 
     Pyro's ``RenyiELBO(alpha=0)`` log-sum-exps the *whole trace*, i.e. the sum over
     a minibatch of log weights, which is not ``sum_n L_k(x_n)`` (pyro issue #3289).

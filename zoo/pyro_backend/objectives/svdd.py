@@ -9,7 +9,7 @@ import torch
 # Used by VAE-SVDD (Deep SVDD of Ruff et al. 2018 on the encoder mean). The term is
 # the squared distance of the guide's mean E_q[z|x] = mu_phi(x) to a fixed centre c,
 # summed over the minibatch like the ELBO. It acts on the mean, not on a sampled z:
-# penalising z would add tr Sigma and shrink the posterior (VARIANTS.md §17).
+# penalising z would add tr Sigma and shrink the posterior.
 
 
 def svdd_distance(z_mean: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
