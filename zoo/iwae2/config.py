@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from zoo.config import ConfigError
 from zoo.iwae.config import Config as IWAEConfig
 
+# Active units, as Burda et al. count them: a unit u is active when Cov_x(E_q[u]) > 10^-2,
+# the inner expectation estimated from ACTIVITY_SAMPLES draws (both backends).
+ACTIVITY_SAMPLES = 20
+ACTIVITY_THRESHOLD = 1e-2
+
 
 @dataclass
 class Config(IWAEConfig):

@@ -20,9 +20,7 @@ from guides.torch_refiner import ResidualRefiner
 from zoo.pyro_backend.objectives import RefinementELBO
 from zoo.pyro_backend.variant import PyroVariant, make_decoder
 from zoo.sharpness import stage_metrics
-
-METRIC_ROWS = 500  # test images for the per-stage metrics
-METRIC_SAMPLES = 200  # prior draws for the sample sharpness
+from zoo.msvae.config import METRIC_ROWS, METRIC_SAMPLES
 
 
 class Variant(PyroVariant):
