@@ -58,11 +58,3 @@ class Config(VariantConfig):
 
 def get_config() -> Config:
     return Config()
-
-
-# Shared by both backends' programs (kept here so the NumPyro module needs no torch).
-METRIC_ROWS = 1000  # test images for the per-step KL profile
-
-
-def site_names(steps: int) -> list[str]:
-    return [f"z_{t}" for t in range(1, steps + 1)]

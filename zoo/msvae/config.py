@@ -49,10 +49,3 @@ class Config(VariantConfig):
 
 def get_config() -> Config:
     return Config()
-
-
-# Shared by both backends' programs (kept here so the NumPyro module needs no torch).
-METRIC_ROWS = 500  # test images for the per-stage metrics
-
-
-METRIC_SAMPLES = 200  # prior draws for the sample sharpness
