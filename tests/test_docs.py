@@ -54,7 +54,9 @@ def build(tmp_path_factory) -> Build:
     that fails strict mode still writes its pages, so the other tests check those."""
     if not (VENDOR / "VERSIONS").is_file():
         pytest.fail("the vendored KaTeX and Mermaid are missing: run `bash docs/install_assets.sh`", pytrace=False)
-    site = tmp_path_factory.mktemp("site")
+    # scripts/test.sh names the folder of its strict build (VAEZOO_SITE_DIR), so the
+    # site is built once per test command, here.
+    site = Path(os.environ["VAEZOO_SITE_DIR"]).resolve() if os.environ.get("VAEZOO_SITE_DIR") else tmp_path_factory.mktemp("site")
     process = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
@@ -367,7 +369,8 @@ def test_every_variant_page_renders_math_diagram_and_results_in_headless_chromiu
     math typeset, the diagram drawn with every site of the card, a results picture
     loaded, no raw TeX, and every link and picture inside the site."""
     names = registry.names()
-    (build.site / "harness.html").write_text(HARNESS % json.dumps([f"variants/{n}/" for n in names]))
+    harness = build.site / "harness.html"
+    harness.write_text(HARNESS % json.dumps([f"variants/{n}/" for n in names]))
     posted: dict = {}
     done = threading.Event()
 
@@ -402,6 +405,7 @@ def test_every_variant_page_renders_math_diagram_and_results_in_headless_chromiu
     finally:
         server.shutdown()
         server.server_close()
+        harness.unlink()  # not a page of the site
     assert "body" in posted, process.stderr[-2000:]
     pages = json.loads(posted["body"])
     assert isinstance(pages, list), pages
