@@ -547,3 +547,15 @@ def test_benchmark_results_become_tables_and_plots_without_machine_paths(tmp_pat
     assert "/usr/share" not in page and "secret-build" not in page and "fashion-mnist" in page
     (folder / "broken.json").write_text("{")
     assert benchmarks_page.benchmarks(tmp_path)[1][0].startswith("benchmarks/results/broken.json is not valid JSON")
+
+
+def test_long_formulas_are_broken_between_formulas_and_at_a_sum_never_inside_brackets():
+    short = r"p(z) = \mathcal N(z;\ 0, I)"
+    assert md.break_lines(short) == short
+    pair = r"p(y) = \mathrm{Cat}(y;\ \tfrac1C \mathbf 1)," + r"\qquad q_\phi(z \mid x) = \mathcal N\big(z;\ \mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x)\big)" * 2
+    rows = md.break_lines(pair).removeprefix(r"\begin{aligned}").removesuffix(r"\end{aligned}").split(r" \\ ")
+    assert rows[0] == r"&p(y) = \mathrm{Cat}(y;\ \tfrac1C \mathbf 1)," and len(rows) >= 2
+    long_sum = r"\mathcal L = " + " + ".join([r"\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z + w)\big)"] * 4)
+    broken = md.break_lines(long_sum)
+    assert r" \\ &\qquad + " in broken
+    assert "p(z \\\\" not in broken and "(z + w)" in broken  # the "+" inside p(z + w) is never a break
