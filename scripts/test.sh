@@ -42,5 +42,11 @@ bash docs/install_assets.sh
 
 # mkdocs plugins print a banner about MkDocs 2 on every build; it is noise here.
 export NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true
+# The docs tests build the site strictly into VAEZOO_SITE_DIR; when they did not run
+# (pytest -k ...), it is built here.
+export VAEZOO_SITE_DIR="${VAEZOO_SITE_DIR:-$PWD/site}"
+rm -rf "$VAEZOO_SITE_DIR"
 python -m pytest "$@"
-python -m mkdocs build --strict --site-dir "${VAEZOO_SITE_DIR:-site}"
+if [ ! -f "$VAEZOO_SITE_DIR/index.html" ]; then
+  python -m mkdocs build --strict --site-dir "$VAEZOO_SITE_DIR"
+fi

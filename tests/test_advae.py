@@ -224,7 +224,7 @@ def test_after_training_the_encoder_maps_generated_anomalies_farther_from_the_pr
 # --- CLI and configuration ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+@pytest.mark.parametrize("backend", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)])  # NumPyro: a compile of 10-30 s CPU
 def test_cli_one_class_run_trains_and_evaluate_reports_auroc(backend, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(tiny_args("advae", backend, out, 1, "--normal-class", "0", "--set", "score_samples=20")) == 0

@@ -82,3 +82,12 @@ def test_the_getting_started_example_runs(capsys):
     # 64 binary pixels: a model that learnt nothing scores 64 log 2 = 44.4 nats.
     assert -64 * np.log(2) - 5 < result["log_px"].mean() < 0
     assert "log p(x)" in capsys.readouterr().out
+
+
+def test_an_existing_run_is_replaced_only_when_asked(trained):
+    from zoo.run import RunError
+
+    if trained.backend != "pyro":
+        pytest.skip("the rule is the run folder's, not the backend's")
+    with pytest.raises(RunError, match="--overwrite|overwrite"):
+        zoo.train("vae", out=trained.run_dir, **TINY)

@@ -36,6 +36,7 @@ def torch_threads():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # about 11 s of CPU; the benchmark itself is run by hand
 def test_throughput_times_every_contender_and_writes_finite_ratios(tmp_path, torch_threads):
     throughput = load_script("throughput")
     out = tmp_path / "throughput.json"

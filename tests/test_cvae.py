@@ -160,7 +160,7 @@ def test_completions_keep_the_given_quadrants():
     assert torch.equal(samples[:, 1:, variant.given], image[:, None, variant.given].expand(-1, 2, -1))
 
 
-@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+@pytest.mark.parametrize("backend", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)])  # NumPyro: a compile of 10-30 s CPU
 def test_cli_trains_cvae(backend, tmp_path, capsys):
     assert main(tiny_args("cvae", backend, tmp_path, 1, "--set", "given_quadrants=2")) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -54,7 +54,9 @@ def build(tmp_path_factory) -> Build:
     that fails strict mode still writes its pages, so the other tests check those."""
     if not (VENDOR / "VERSIONS").is_file():
         pytest.fail("the vendored KaTeX and Mermaid are missing: run `bash docs/install_assets.sh`", pytrace=False)
-    site = tmp_path_factory.mktemp("site")
+    # scripts/test.sh names the folder of its strict build (VAEZOO_SITE_DIR), so the
+    # site is built once per test command, here.
+    site = Path(os.environ["VAEZOO_SITE_DIR"]).resolve() if os.environ.get("VAEZOO_SITE_DIR") else tmp_path_factory.mktemp("site")
     process = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
         cwd=ROOT,
@@ -367,7 +369,8 @@ def test_every_variant_page_renders_math_diagram_and_results_in_headless_chromiu
     math typeset, the diagram drawn with every site of the card, a results picture
     loaded, no raw TeX, and every link and picture inside the site."""
     names = registry.names()
-    (build.site / "harness.html").write_text(HARNESS % json.dumps([f"variants/{n}/" for n in names]))
+    harness = build.site / "harness.html"
+    harness.write_text(HARNESS % json.dumps([f"variants/{n}/" for n in names]))
     posted: dict = {}
     done = threading.Event()
 
@@ -402,6 +405,7 @@ def test_every_variant_page_renders_math_diagram_and_results_in_headless_chromiu
     finally:
         server.shutdown()
         server.server_close()
+        harness.unlink()  # not a page of the site
     assert "body" in posted, process.stderr[-2000:]
     pages = json.loads(posted["body"])
     assert isinstance(pages, list), pages
@@ -543,3 +547,15 @@ def test_benchmark_results_become_tables_and_plots_without_machine_paths(tmp_pat
     assert "/usr/share" not in page and "secret-build" not in page and "fashion-mnist" in page
     (folder / "broken.json").write_text("{")
     assert benchmarks_page.benchmarks(tmp_path)[1][0].startswith("benchmarks/results/broken.json is not valid JSON")
+
+
+def test_long_formulas_are_broken_between_formulas_and_at_a_sum_never_inside_brackets():
+    short = r"p(z) = \mathcal N(z;\ 0, I)"
+    assert md.break_lines(short) == short
+    pair = r"p(y) = \mathrm{Cat}(y;\ \tfrac1C \mathbf 1)," + r"\qquad q_\phi(z \mid x) = \mathcal N\big(z;\ \mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x)\big)" * 2
+    rows = md.break_lines(pair).removeprefix(r"\begin{aligned}").removesuffix(r"\end{aligned}").split(r" \\ ")
+    assert rows[0] == r"&p(y) = \mathrm{Cat}(y;\ \tfrac1C \mathbf 1)," and len(rows) >= 2
+    long_sum = r"\mathcal L = " + " + ".join([r"\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z + w)\big)"] * 4)
+    broken = md.break_lines(long_sum)
+    assert r" \\ &\qquad + " in broken
+    assert "p(z \\\\" not in broken and "(z + w)" in broken  # the "+" inside p(z + w) is never a break

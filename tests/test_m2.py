@@ -282,7 +282,7 @@ def test_cli_rejects_more_labels_than_examples(tmp_path, capsys):
     assert "--labels 5000 asks for more labelled examples" in error and "Traceback" not in error
 
 
-@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+@pytest.mark.parametrize("backend", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)])  # NumPyro: a compile of 10-30 s CPU
 def test_cli_trains_m2(backend, tmp_path, capsys):
     """Training writes the paper's metrics; ``vaezoo evaluate`` reports them too
     (evaluated in one backend: the same trainer methods already ran in training)."""

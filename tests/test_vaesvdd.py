@@ -41,7 +41,7 @@ def centre_of(trainer):
     return np.asarray(trainer.state.centre), float(trainer.state.centre_ready)
 
 
-@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+@pytest.mark.parametrize("backend", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)])  # NumPyro: a compile of 10-30 s CPU
 def test_cli_one_class_run_fixes_the_centre_and_reports_auroc(backend, tmp_path, capsys):
     out = tmp_path / "run"
     # One epoch = the warm-up: c is fixed from the final weights of that epoch.

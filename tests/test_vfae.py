@@ -292,7 +292,7 @@ def test_fairness_metrics_read_s_and_discrimination():
 # --- the CLI -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+@pytest.mark.parametrize("backend", ["pyro", pytest.param("numpyro", marks=pytest.mark.slow)])  # NumPyro: a compile of 10-30 s CPU
 def test_cli_trains_vfae(backend, tmp_path, capsys):
     # Few labels and random features keep the compiled NumPyro program small (a minute otherwise).
     extra = ("--labels", "30", "--set", "mmd_features=16")

@@ -157,6 +157,7 @@ def train(
     *,
     settings: dict | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     progress: bool = False,
     **options: object,
 ) -> Model:
@@ -166,7 +167,9 @@ def train(
         variant: a registered name (see ``zoo.names()``).
         backend: ``"pyro"`` or ``"numpyro"``.
         settings: config fields to override, e.g. ``{"z_dim": 10, "hidden": (200,)}``.
-        out: the run folder (a fresh temporary folder when omitted).
+        out: the run folder (a fresh temporary folder when omitted). A folder that
+            already holds a run is refused unless ``overwrite`` is true.
+        overwrite: replace the run in ``out``.
         progress: show tqdm progress bars.
         **options: training options as on the command line: ``epochs``, ``dataset``,
             ``batch_size``, ``lr``, ``seed``, ``binarize``, ``limit_train``,
@@ -185,7 +188,7 @@ def train(
     train_options, _ = _options(variant, backend, dict(options))
     if out is None:
         out = Path(tempfile.mkdtemp(prefix=f"vaezoo-{variant}-{backend}-"))
-    run.train(variant, config, train_options, Path(out), progress=progress)
+    run.train(variant, config, train_options, Path(out), progress=progress, overwrite=overwrite)
     return load(out)
 
 

@@ -158,7 +158,10 @@ def render_record(page: Page, record, title: str, level: int, slug: str) -> None
         if key in scalars or key in direct_curves or key in HIDDEN_KEYS:
             continue
         if isinstance(value, (dict, list)) and value:
-            page.blocks.append(f"{'#' * min(level, 6)} {md.text(str(key))}")
+            # Two heading levels under the file's own; deeper parts are labelled in bold,
+            # so the page's table of contents stays a list of files and their parts.
+            title_line = f"{'#' * level} {md.text(str(key))}" if level <= 5 else f"**{md.text(str(title))} / {md.text(str(key))}**"
+            page.blocks.append(title_line)
             render_record(page, value, f"{title} / {key}", level + 1, f"{slug}-{_slug(str(key))}")
 
 
@@ -214,6 +217,9 @@ def benchmarks(root: Path) -> tuple[str, list[str], dict[str, bytes]]:
             problems.append(f"{relative} is not valid JSON: {error}")
             continue
         page.images[f"benchmarks/results/{path.name}"] = path.read_bytes()
+        if path.name == "claims.json":
+            page.blocks.append(claims_section(record))
+            continue
         script = _script_for(path, scripts)
         page.blocks.append(f"### {path.stem}")
         about = f"[Download `{path.name}`](benchmarks/results/{path.name})."
@@ -223,3 +229,32 @@ def benchmarks(root: Path) -> tuple[str, list[str], dict[str, bytes]]:
         page.blocks.append(about)
         render_record(page, record, path.stem, 4, _slug(path.stem))
     return "\n\n".join(page.blocks) + "\n", problems, page.images
+
+
+def claims_section(record: dict) -> str:
+    """``benchmarks/results/claims.json`` (``vaezoo reproduce``) as one table: every
+    claim, per budget and backend, ours against the reference, and the verdict."""
+    from zoodocs.results import claim_summary
+
+    rows = []
+    for key, run in sorted((record.get("runs") or {}).items(), key=lambda kv: (kv[1].get("budget") != "full", kv[0])):
+        for claim_id, claim in (run.get("claims") or {}).items():
+            verdict = claim.get("verdict", "—")
+            why = claim.get("why") if verdict != "holds" else ""
+            rows.append((
+                md.code(claim_id),
+                md.text(str(claim.get("statement", "")), in_table=True),
+                f"{run.get('budget', '?')}, {run.get('backend', '?')}",
+                md.text(claim_summary(claim), in_table=True),
+                md.text(verdict + (f": {why}" if why else ""), in_table=True),
+            ))
+    runs = ", ".join(
+        f"{key} ({run.get('date', '?')[:10]}, {md.number(run.get('seconds', 0))} s)" for key, run in (record.get("runs") or {}).items()
+    )
+    intro = (
+        "Every claim of every card, as `vaezoo reproduce` last measured it: ours (mean ± sd over seeds) "
+        "against the reference at an equal budget, with the share of test points whose PSIS k-hat exceeds "
+        f"0.7 where the figure is importance-sampled. Runs: {md.text(runs) or 'none'}. "
+        "[Download `claims.json`](benchmarks/results/claims.json)."
+    )
+    return intro + "\n\n" + md.table(("Claim", "Statement", "Budget", "Ours vs reference", "Verdict"), rows)

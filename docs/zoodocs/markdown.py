@@ -65,6 +65,85 @@ def code(value: str) -> str:
     return f"{fence}{pad}{value}{pad}{fence}"
 
 
+LONG_EQUATION = 140  # characters of LaTeX above which a formula is set on several lines
+_SEPARATOR = re.compile(r",?\\qquad|,\\quad|\\quad\\text\{or\}\\quad")
+
+
+def _top_level(latex: str) -> list[bool]:
+    """For each character, whether it sits outside every ``{...}`` group, bracket pair
+    and ``\\left...\\right`` pair (where a line may be broken). Unbalanced brackets
+    (an interval ``[0, 1)``) fall back to braces alone."""
+    flags = _depths(latex, brackets=True)
+    return flags if flags is not None else _depths(latex, brackets=False)
+
+
+def _depths(latex: str, brackets: bool) -> list[bool] | None:
+    depth, flags, i = 0, [], 0
+    while i < len(latex):
+        if latex.startswith("\\left", i) and not latex[i + 5:i + 6].isalpha():
+            depth += 1
+        elif latex.startswith("\\right", i) and not latex[i + 6:i + 7].isalpha():
+            depth -= 1
+        char = latex[i]
+        escaped = i > 0 and latex[i - 1] == "\\"
+        if (char == "{" and not escaped) or (brackets and char in "(["):
+            depth += 1
+        flags.append(depth == 0)
+        if (char == "}" and not escaped) or (brackets and char in ")]"):
+            depth -= 1
+            if depth < 0:
+                return None
+        i += 1
+    return flags if depth == 0 else None
+
+
+def break_lines(latex: str, width: int = LONG_EQUATION) -> str:
+    """A long formula as ``aligned`` rows, broken where a reader would break it: between
+    the formulas a ``\\qquad``/``\\quad`` separates, then at a ``+`` or ``-`` near the middle
+    of a row that is still long. Short formulas and those already laid out are kept."""
+    if len(latex) <= width or any(k in latex for k in ("\\begin", "\\\\")):
+        return latex
+    flags = _top_level(latex)
+    rows, start = [], 0
+    for match in _SEPARATOR.finditer(latex):
+        if flags[match.start()]:
+            row = latex[start:match.start()] + ("," if match.group(0).startswith(",") else "")
+            rows.append(row.strip())
+            start = match.end()
+            if "text{or}" in match.group(0):
+                rows.append(None)  # marker: the next row starts with "or"
+    rows.append(latex[start:].strip())
+    lines, prefix_or = [], False
+    for row in rows:
+        if row is None:
+            prefix_or = True
+            continue
+        lead = "\\text{or}\\ " if prefix_or else ""
+        prefix_or = False
+        lines += [f"&{lead}{part}" for part in _split_sum(row, width)]
+    return "\\begin{aligned}" + " \\\\ ".join(lines) + "\\end{aligned}"
+
+
+def _split_sum(row: str, width: int) -> list[str]:
+    """``row`` cut at the top-level ``+``/``-`` closest to its middle (after its first
+    ``=``) while a part is longer than ``width``; continuation rows are indented."""
+    if len(row) <= width:
+        return [row]
+    flags = _top_level(row)
+    equals = next((i for i, c in enumerate(row) if c == "=" and flags[i]), -1)
+    cuts = [
+        i for i, c in enumerate(row)
+        if c in "+-" and flags[i] and i > equals + 1 and i > 0 and row[i - 1] == " "
+        and row[:i].rstrip()[-1:] not in "=(,[{&"
+    ]
+    if not cuts:
+        return [row]
+    middle = len(row) / 2
+    cut = min(cuts, key=lambda i: abs(i - middle))
+    head, tail = row[:cut].rstrip(), row[cut:]
+    return [head, *("\\qquad " + part for part in _split_sum(tail, width))]
+
+
 def display_equation(latex: str, label: str) -> str:
     """A numbered display equation: the card's LaTeX, and its label on the right.
 
@@ -74,7 +153,7 @@ def display_equation(latex: str, label: str) -> str:
     of being cut (display mode never breaks). The box carries the label and the
     anchor ``#<label>`` (docstrings cite equations by label).
     """
-    body = " ".join(line.strip() for line in latex.strip().splitlines() if line.strip())
+    body = break_lines(" ".join(line.strip() for line in latex.strip().splitlines() if line.strip()))
     label_html = html.escape(label)
     return (
         f'<div class="vaezoo-equation" id="{label_html}"><div class="vaezoo-formula">'

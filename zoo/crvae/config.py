@@ -10,6 +10,13 @@ from dataclasses import dataclass
 
 from zoo.config import ConfigError, VariantConfig
 
+METRIC_ROWS = 1000  # test images for the per-step KL profile (both backends)
+
+
+def site_names(steps: int) -> list[str]:
+    """The latent sites z_1..z_T of model and guide."""
+    return [f"z_{t}" for t in range(1, steps + 1)]
+
 
 @dataclass
 class Config(VariantConfig):

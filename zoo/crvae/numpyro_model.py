@@ -15,7 +15,7 @@ from numpyro.infer import TraceMeanField_ELBO
 
 from guides.flax_channel_recurrent import ChannelRecurrentDecoder, ChannelRecurrentEncoder
 from guides.flax_nets import MLP
-from zoo.crvae.pyro_model import METRIC_ROWS, site_names
+from zoo.crvae.config import METRIC_ROWS, site_names
 from zoo.numpyro_backend.objectives import RegularisedELBO, code_regression_loss
 from zoo.numpyro_backend.variant import NumPyroVariant, observation
 

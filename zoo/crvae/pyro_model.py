@@ -18,14 +18,10 @@ from torch.distributions import kl_divergence
 
 from guides.torch_channel_recurrent import ChannelRecurrentDecoder, ChannelRecurrentEncoder
 from guides.torch_nets import MLP
+from zoo.crvae.config import METRIC_ROWS, site_names
 from zoo.pyro_backend.objectives import RegularisedELBO, code_regression_loss
 from zoo.pyro_backend.variant import PyroVariant, observation
 
-METRIC_ROWS = 1000  # test images for the per-step KL profile
-
-
-def site_names(steps: int) -> list[str]:
-    return [f"z_{t}" for t in range(1, steps + 1)]
 
 
 class Variant(PyroVariant):

@@ -46,3 +46,10 @@ class Config(VariantConfig):
 
 def get_config() -> Config:
     return Config()
+
+
+# Shared by both backends' programs (kept here so the NumPyro module needs no torch).
+GROUPS = ("encoder", "generator", "discriminator", "classifier")
+
+
+SAMPLES_PER_CLASS = 200  # prior samples per class for the FD and class fidelity

@@ -21,7 +21,7 @@ from numpyro import handlers
 from numpyro.infer import TraceMeanField_ELBO
 
 from guides.flax_conv import ConvDecoder, ConvEncoder, ConvNet
-from zoo.cvaegan.pyro_model import GROUPS, SAMPLES_PER_CLASS
+from zoo.cvaegan.config import GROUPS, SAMPLES_PER_CLASS
 from zoo.numpyro_backend.objectives import (
     class_mean_matching,
     class_means,
@@ -32,7 +32,7 @@ from zoo.numpyro_backend.objectives import (
 )
 from zoo.numpyro_backend.variant import NumPyroVariant, standard_normal
 from zoo.vaegan.numpyro_model import frozen_module
-from zoo.vaegan.pyro_model import image_shape_of
+from zoo.vaegan.config import image_shape_of
 
 MEANS = "feature_means"
 

@@ -36,9 +36,7 @@ from zoo.pyro_backend.objectives import (
 )
 from zoo.pyro_backend.variant import PyroVariant
 from zoo.vaegan.pyro_model import image_shape_of, pinned
-
-GROUPS = ("encoder", "generator", "discriminator", "classifier")
-SAMPLES_PER_CLASS = 200  # prior samples per class for the FD and class fidelity
+from zoo.cvaegan.config import GROUPS, SAMPLES_PER_CLASS
 
 
 def running_mean(old, new, seen, momentum: float):

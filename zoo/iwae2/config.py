@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from zoo.config import ConfigError
 from zoo.iwae.config import Config as IWAEConfig
 
+# The active-unit statistic (both backends): guide draws of z1 per datapoint for E_q[z2],
+# and Burda et al.'s threshold Cov_x(E_q[u]) > 10^-2.
+ACTIVITY_SAMPLES = 20
+ACTIVITY_THRESHOLD = 1e-2
+
 
 @dataclass
 class Config(IWAEConfig):

@@ -13,7 +13,7 @@ import numpyro.distributions as dist
 from numpyro.infer import RenyiELBO
 
 from guides.flax_nets import GaussianEncoder
-from zoo.iwae2.pyro_model import ACTIVITY_SAMPLES, ACTIVITY_THRESHOLD
+from zoo.iwae2.config import ACTIVITY_SAMPLES, ACTIVITY_THRESHOLD
 from zoo.numpyro_backend.variant import NumPyroVariant, make_decoder, observation, standard_normal
 
 

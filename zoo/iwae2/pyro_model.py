@@ -14,12 +14,10 @@ import pyro.distributions as dist
 import torch
 
 from guides.torch_nets import GaussianEncoder
+from zoo.iwae2.config import ACTIVITY_SAMPLES, ACTIVITY_THRESHOLD
 from zoo.pyro_backend.objectives import ImportanceWeightedELBO
 from zoo.pyro_backend.variant import PyroVariant, make_decoder, observation
 
-# Guide draws per datapoint for the active-unit statistic of the top layer.
-ACTIVITY_SAMPLES = 20
-ACTIVITY_THRESHOLD = 1e-2  # Burda et al.: a unit is active when Cov_x(E_q[u]) > 10^-2
 
 
 class Variant(PyroVariant):

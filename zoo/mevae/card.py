@@ -103,6 +103,7 @@ CARD = MathCard(
         Hyperparameter("combinator", "ladder", "how read-out and activation merge: ladder or plus"),
         Hyperparameter("lre_weight", 0.1, "weight of the local reconstruction error", r"\lambda"),
         Hyperparameter("k", 1, "importance samples of the bound (1: MEM-VAE, more: MEM-IWAE)", "k"),
+        Hyperparameter("analytic_kl", True, "at k = 1, the KL of z in closed form instead of by Monte Carlo"),
         Hyperparameter("likelihood", "bernoulli", "observation model p(x|z): bernoulli or gaussian"),
     ),
     objective_kind="ELBO / IW bound + local reconstruction error",
@@ -111,6 +112,10 @@ CARD = MathCard(
         "(guides.memory.matched_vae_hidden); the parameter count and the mean slot attention"
     ),
     notes=(
+        "At k = 1 the KL of z is taken in closed form (analytic_kl), as the zoo's VAE baseline trains "
+        "(TraceMeanField_ELBO); the code's bound uses one Monte-Carlo draw. Measured on digits, 15 epochs: the "
+        "500-500, z = 100 VAE with the Monte-Carlo KL collapses (NLL 27.26, encoder means nearly constant) "
+        "where the closed form reaches 25.85.",
         "The hidden activations are pyro.deterministic / numpyro.deterministic sites (h_enc_l, h_dec_l), "
         "not sample sites: the LRE reads them, the importance weights ignore them.",
         "Deviation from the code: no batch normalisation in the networks (the code normalises every dense "

@@ -15,6 +15,10 @@ class Config(VariantConfig):
     combinator: str = "ladder"  # "ladder" (gated, the default of the code) or "plus"
     lre_weight: float = 0.1  # lambda of the local reconstruction error at the memory layers
     k: int = 1  # importance samples of the bound: 1 is MEM-VAE, k > 1 MEM-IWAE
+    # At k = 1, the KL of z in closed form (as the zoo's VAE baseline trains). With
+    # the Monte-Carlo KL of the code, the 500-500, z = 100 VAE collapses on digits
+    # (15 epochs: NLL 27.26 against 25.85, encoder means nearly constant).
+    analytic_kl: bool = True
 
     def validate(self) -> None:
         super().validate()

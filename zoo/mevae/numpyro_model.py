@@ -50,7 +50,7 @@ class Variant(NumPyroVariant):
             numpyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def objective(self):
-        return LocalReconstructionELBO(self.config.k, self.config.lre_weight, self.config.lre_pairs())
+        return LocalReconstructionELBO(self.config.k, self.config.lre_weight, self.config.lre_pairs(), self.config.analytic_kl)
 
     def decode(self, params, z):
         out, _ = self.apply(params, "decoder", self.decoder, z)

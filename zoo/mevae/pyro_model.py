@@ -54,7 +54,7 @@ class Variant(PyroVariant):
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def objective(self):
-        return LocalReconstructionELBO(self.config.k, self.config.lre_weight, self.config.lre_pairs())
+        return LocalReconstructionELBO(self.config.k, self.config.lre_weight, self.config.lre_pairs(), self.config.analytic_kl)
 
     def decode(self, z) -> torch.Tensor:
         out, _ = self.decoder(z)

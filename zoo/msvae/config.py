@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from zoo.config import ConfigError, VariantConfig
 
 REFINE_LOSSES = ("l1", "l2")
+METRIC_ROWS = 500  # test images for the per-stage metrics (both backends)
+METRIC_SAMPLES = 200  # prior draws for the sample sharpness
 
 
 @dataclass

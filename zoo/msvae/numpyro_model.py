@@ -16,7 +16,7 @@ from numpyro.infer import TraceMeanField_ELBO
 
 from guides.flax_nets import GaussianEncoder
 from guides.flax_refiner import ResidualRefiner
-from zoo.msvae.pyro_model import METRIC_ROWS, METRIC_SAMPLES
+from zoo.msvae.config import METRIC_ROWS, METRIC_SAMPLES
 from zoo.numpyro_backend.objectives import RefinementELBO
 from zoo.numpyro_backend.variant import NumPyroVariant, make_decoder, standard_normal
 from zoo.sharpness import stage_metrics

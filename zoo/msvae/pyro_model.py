@@ -17,12 +17,11 @@ from torch import nn
 
 from guides.torch_nets import GaussianEncoder
 from guides.torch_refiner import ResidualRefiner
+from zoo.msvae.config import METRIC_ROWS, METRIC_SAMPLES
 from zoo.pyro_backend.objectives import RefinementELBO
 from zoo.pyro_backend.variant import PyroVariant, make_decoder
 from zoo.sharpness import stage_metrics
 
-METRIC_ROWS = 500  # test images for the per-stage metrics
-METRIC_SAMPLES = 200  # prior draws for the sample sharpness
 
 
 class Variant(PyroVariant):

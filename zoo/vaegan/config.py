@@ -2,6 +2,7 @@
 for two CPU cores), the weighting of reconstruction against the GAN term, the
 discriminator's loss weights and the equilibrium margin."""
 
+import math
 from dataclasses import dataclass
 
 from zoo.config import ConfigError, VariantConfig
@@ -58,3 +59,18 @@ def discriminator_weights(config) -> tuple[float, ...]:
 
 def get_config() -> Config:
     return Config()
+
+
+# Shared by both backends' programs (kept here so the NumPyro module needs no torch).
+GROUPS = ("encoder", "decoder", "discriminator")
+
+
+def image_shape_of(x_dim: int, name: str) -> tuple[int, int]:
+    """The square image shape of flat inputs, or a config error naming the variant."""
+    side = math.isqrt(x_dim)
+    if side * side != x_dim or side < 2:
+        raise ConfigError(
+            f"{name} has convolutional networks for square images; {x_dim} values per example are "
+            "not a square picture (use an image dataset: digits, mnist, fashion-mnist)"
+        )
+    return side, side

@@ -34,7 +34,7 @@ from zoo.numpyro_backend.objectives import (
 )
 from zoo.numpyro_backend.variant import NumPyroVariant, standard_normal
 from zoo.vaegan.config import discriminator_weights
-from zoo.vaegan.pyro_model import GROUPS, image_shape_of
+from zoo.vaegan.config import GROUPS, image_shape_of
 
 
 def pixel_likelihood(x_tilde, config) -> dist.Distribution:

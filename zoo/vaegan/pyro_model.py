@@ -23,7 +23,6 @@ on the pixel likelihood: the baseline of the paper's comparison.
 
 from __future__ import annotations
 
-import math
 
 import pyro
 import pyro.distributions as dist
@@ -32,7 +31,6 @@ from pyro import poutine
 from pyro.infer import TraceMeanField_ELBO
 
 from guides.torch_conv import ConvDecoder, ConvEncoder, ConvNet, detached_call
-from zoo.config import ConfigError
 from zoo.pyro_backend.objectives import (
     discriminator_cross_entropies,
     discriminator_loss,
@@ -42,19 +40,7 @@ from zoo.pyro_backend.objectives import (
 )
 from zoo.pyro_backend.variant import PyroVariant
 from zoo.vaegan.config import discriminator_weights
-
-GROUPS = ("encoder", "decoder", "discriminator")
-
-
-def image_shape_of(x_dim: int, name: str) -> tuple[int, int]:
-    """The square image shape of flat inputs, or a config error naming the variant."""
-    side = math.isqrt(x_dim)
-    if side * side != x_dim or side < 2:
-        raise ConfigError(
-            f"{name} has convolutional networks for square images; {x_dim} values per example are "
-            "not a square picture (use an image dataset: digits, mnist, fashion-mnist)"
-        )
-    return side, side
+from zoo.vaegan.config import GROUPS, image_shape_of
 
 
 def pinned(program, **values):

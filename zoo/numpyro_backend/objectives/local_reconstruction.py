@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from numpyro import handlers
+from numpyro.distributions.kl import kl_divergence
 from numpyro.infer import ELBO
 
 from zoo.numpyro_backend.objectives.importance import _is_factor, iwae_bound, site_log_prob
@@ -28,10 +29,11 @@ def local_reconstruction_error(encoder_activation, decoder_activation):
 class LocalReconstructionELBO(ELBO):
     """``-sum_n [L_k(x_n) - weight * sum_l LRE_l(x_n)]``; see the Pyro twin."""
 
-    def __init__(self, num_particles: int = 1, weight: float = 0.1, pairs: tuple = ()):
+    def __init__(self, num_particles: int = 1, weight: float = 0.1, pairs: tuple = (), analytic_kl: bool = True):
         super().__init__(num_particles=num_particles)
         self.weight = weight
         self.pairs = tuple(pairs)
+        self.analytic_kl = analytic_kl
 
     def terms(self, rng_key, param_map, model, guide, *args, **kwargs):
         """Per datapoint: the bound ``L_k`` (B,) and the summed local reconstruction error (B,)."""
@@ -41,13 +43,23 @@ class LocalReconstructionELBO(ELBO):
             guide_trace = handlers.trace(seeded_guide).get_trace(*args, **kwargs)
             seeded_model = handlers.seed(handlers.substitute(model, data=param_map), model_key)
             model_trace = handlers.trace(handlers.replay(seeded_model, guide_trace)).get_trace(*args, **kwargs)
+            mean_field = self.analytic_kl and self.num_particles == 1
             log_w = 0.0
-            for site in model_trace.values():
-                if site["type"] == "sample" and not _is_factor(site):
-                    log_w = log_w + site_log_prob(site)
-            for site in guide_trace.values():
-                if site["type"] == "sample" and not _is_factor(site) and not site["is_observed"]:
-                    log_w = log_w - site_log_prob(site)
+            for name, site in model_trace.items():
+                if site["type"] != "sample" or _is_factor(site):
+                    continue
+                if mean_field and not site["is_observed"]:
+                    try:  # the closed-form KL, as TraceMeanField_ELBO
+                        log_w = log_w - kl_divergence(guide_trace[name]["fn"], site["fn"])
+                        continue
+                    except NotImplementedError:
+                        pass
+                    log_w = log_w - site_log_prob(guide_trace[name])
+                log_w = log_w + site_log_prob(site)
+            if not mean_field:
+                for site in guide_trace.values():
+                    if site["type"] == "sample" and not _is_factor(site) and not site["is_observed"]:
+                        log_w = log_w - site_log_prob(site)
             activations = {name: (guide_trace[e]["value"], model_trace[name]["value"]) for e, name in self.pairs}
             return log_w, activations
 
