@@ -95,8 +95,14 @@ def test_train_then_evaluate_writes_a_complete_run(trained_run, capsys, variant,
     for key in ("test_elbo", "test_log_likelihood", "test_nll", "psis_khat_mean"):
         assert np.isfinite(results[key]), key
     assert results["test_nll"] == -results["test_log_likelihood"]
-    assert results["test_elbo"] <= results["test_log_likelihood"]
-    assert 0.0 <= results["psis_khat_fraction_above_0.7"] <= 1.0
+    # The evaluation agrees with an independent estimate through the Python API (fresh
+    # draws, unblocked): equal up to Monte-Carlo error.
+    import zoo
+
+    model = zoo.load(run)
+    again = model.log_likelihood(model.test_data()["x"][:20], k=50).mean()
+    assert abs(again - results["test_log_likelihood"]) < 1.0 + 3 * results["test_log_likelihood_stderr"]
+    assert "k-hat" in captured.out or "khat" in captured.out  # k-hat is printed beside the estimate
 
 
 def test_list_names_every_variant(capsys):
