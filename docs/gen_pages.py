@@ -81,7 +81,10 @@ def main() -> None:
             log.warning("variant %s: cannot load its card: %s: %s", name, type(error).__name__, error)
     labels = {equation.label: docs.name for docs in variants for equation in docs.card.equations()}
     measured = results.claim_records(ROOT)
-    drawn = {docs.name: diagram.signature(docs.structures["pyro"]) for docs in variants if "pyro" in docs.structures}
+    drawn = {
+        docs.name: (diagram.signature(docs.structures["pyro"]), tuple(n.name for n in getattr(docs.card, "derived", ())))
+        for docs in variants if "pyro" in docs.structures
+    }
     for docs in variants:
         name = docs.name
         docs.other_labels = {label: owner for label, owner in labels.items() if owner != name}

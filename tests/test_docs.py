@@ -418,7 +418,7 @@ def test_every_variant_page_renders_math_diagram_and_results_in_headless_chromiu
         if page["diagrams"] != "rendered" or page["svgCount"] < 1 or page["svgErrors"]:
             problems.append(f"{name}: diagram {page['diagrams']}, {page['svgCount']} drawn, {page['svgErrors']} errors")
         labels = set(page["nodeLabels"])
-        missing = [s.name for s in (*card.model_sites, *card.guide_sites) if s.name not in labels]
+        missing = [s.name for s in (*card.model_sites, *card.guide_sites, *card.derived) if s.name not in labels]
         if missing:
             problems.append(f"{name}: the diagram lacks the card's sites {missing}")
         if not any(width > 0 for _, width in page["images"]) and not page["textSamples"]:
@@ -559,3 +559,13 @@ def test_long_formulas_are_broken_between_formulas_and_at_a_sum_never_inside_bra
     broken = md.break_lines(long_sum)
     assert r" \\ &\qquad + " in broken
     assert "p(z \\\\" not in broken and "(z + w)" in broken  # the "+" inside p(z + w) is never a break
+
+
+def test_derived_nodes_of_a_card_are_drawn_with_their_parents():
+    """adVAE's transformer T and its code z_T are no sample sites; the card declares them
+    and the guide's diagram draws them, computed from x."""
+    advae = structure.trace("advae", "pyro")
+    source = diagram.mermaid([("model", advae.model), ("guide", advae.guide)], registry.card("advae").derived)
+    lines = [line.strip() for line in source.splitlines()]
+    assert 'd1_0(["T"])' in lines and 'd1_1(["z_T"])' in lines and "i1_0 -.-> d1_0" in lines and "d1_0 -.-> d1_1" in lines
+    assert not any(line.startswith("d0_") for line in lines)  # nothing derived in the model

@@ -35,6 +35,20 @@ class Site:
 
 
 @dataclass(frozen=True)
+class DerivedNode:
+    """A variable of the math that is not a sample site of the model or the guide, and so
+    not traced: a quantity an objective computes (adVAE's transformed code z_T). The
+    docs draw it in the ``program``'s diagram, computed from ``parents`` (site or input
+    names). It is not compared with the code by the drift test, which checks sites."""
+
+    name: str
+    program: str  # "model" or "guide"
+    parents: tuple[str, ...]
+    description: str = ""
+    plates: tuple[str, ...] = ("data",)
+
+
+@dataclass(frozen=True)
 class Equation:
     """A numbered equation of the card: ``label`` is used for cross-references
     (docstrings cite equations as ``(vae.2)``), ``latex`` is the display math
@@ -91,6 +105,7 @@ class MathCard:
     notes: tuple[str, ...] = field(default_factory=tuple)
     # The paper's headline claims, checked by ``vaezoo reproduce`` (zoo.claims.Claim).
     claims: tuple = field(default_factory=tuple)
+    derived: tuple[DerivedNode, ...] = field(default_factory=tuple)  # drawn, not traced
 
     def equations(self) -> tuple[Equation, ...]:
         return self.generative + self.guide + self.objective

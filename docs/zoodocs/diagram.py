@@ -27,8 +27,9 @@ CLASS_DEFS = (
     "classDef observed fill:#c9c9c9,stroke:#333333,stroke-width:1px",
     "classDef factor fill:#fff3cd,stroke:#b58900,stroke-width:1px",
     "classDef input fill:#e3e3e3,stroke:#333333,stroke-width:1px,stroke-dasharray:3 2",
+    "classDef derived fill:#eef4ff,stroke:#3f51b5,stroke-width:1px,stroke-dasharray:4 3",
 )
-_SHAPES = {"latent": '(("{}"))', "observed": '((("{}")))', "factor": '{{{{"{}"}}}}', "input": '["{}"]'}
+_SHAPES = {"latent": '(("{}"))', "observed": '((("{}")))', "factor": '{{{{"{}"}}}}', "input": '["{}"]', "derived": '(["{}"])'}
 BATCH_PLATE_SIZE = 16  # the trace's minibatch (zoo.structure.BATCH_SIZE): drawn as N
 
 
@@ -39,6 +40,16 @@ class _Input:
 
     def __init__(self, name: str, plates: tuple, plate_sizes: tuple):
         self.name, self.plates, self.plate_sizes = name, plates, plate_sizes
+
+
+class _Derived:
+    """A card's :class:`zoo.card.DerivedNode`, drawn as a rounded box in its plates."""
+
+    kind = "derived"
+
+    def __init__(self, node, sizes: dict[str, int]):
+        self.name, self.plates, self.parents = node.name, tuple(node.plates), tuple(node.parents)
+        self.plate_sizes = tuple(sizes.get(plate) for plate in self.plates)
 
 
 def input_nodes(part) -> list[_Input]:
@@ -65,20 +76,32 @@ def _label(name: str) -> str:
     return name.replace('"', "#quot;")
 
 
-def mermaid(parts: Sequence[tuple[str, object]]) -> str:
+def mermaid(parts: Sequence[tuple[str, object]], derived: Sequence = ()) -> str:
     """Mermaid source with one box per ``(title, program)``; ``program`` is a
-    :class:`zoo.structure.ProgramStructure`."""
+    :class:`zoo.structure.ProgramStructure`. ``derived`` are the card's
+    :class:`zoo.card.DerivedNode`\\ s, each drawn in the box of its program."""
     lines = ["flowchart LR"]
     counter = itertools.count()
-    members: dict[str, list[str]] = {"latent": [], "observed": [], "factor": [], "input": []}
+    members: dict[str, list[str]] = {"latent": [], "observed": [], "factor": [], "input": [], "derived": []}
     for index, (title, part) in enumerate(parts):
         inputs = input_nodes(part)
+        sizes = {plate: size for site in part.sites for plate, size in zip(site.plates, getattr(site, "plate_sizes", ()))}
+        extra = [_Derived(node, sizes) for node in derived if node.program == part.program]
+        known = {site.name for site in part.sites} | {node.name for node in inputs} | {node.name for node in extra}
+        # A derived node's parent that the trace did not show as an input (x, say) is one.
+        inputs += [_Input(parent, node.plates[:1], node.plate_sizes[:1]) for node in extra for parent in node.parents
+                   if parent not in known and not known.add(parent)]
         ids = {site.name: f"n{index}_{i}" for i, site in enumerate(part.sites)}
         ids.update({node.name: f"i{index}_{i}" for i, node in enumerate(inputs)})
+        ids.update({node.name: f"d{index}_{i}" for i, node in enumerate(extra)})
         lines.append(f'    subgraph g{index}["{_label(title)}"]')
         lines.append("        direction TB")
-        _emit_plate([*inputs, *part.sites], 0, ids, lines, "        ", counter)
+        _emit_plate([*inputs, *part.sites, *extra], 0, ids, lines, "        ", counter)
         lines.append("    end")
+        for node in extra:
+            for parent in node.parents:
+                lines.append(f"    {ids[parent]} -.-> {ids[node.name]}")
+            members["derived"].append(ids[node.name])
         for source, target in edges(part):
             lines.append(f"    {ids[source]} --> {ids[target]}")
         for site_name, arguments in (getattr(part, "input_edges", {}) or {}).items():

@@ -165,10 +165,17 @@ def _structure(docs: VariantDocs, labels) -> str:
         if len(drawn) > 1:
             blocks.append(f"**{title}**")
         parts = [(f"model p ({title})", structure.model), (f"guide q ({title})", structure.guide)]
-        blocks.append(md.fenced(diagram.mermaid(parts), "mermaid"))
+        blocks.append(md.fenced(diagram.mermaid(parts, getattr(docs.card, "derived", ())), "mermaid"))
         for _, part in parts:
             if part.relations is None:
                 blocks.append(f"The {part.program}'s relations could not be computed ({md.text(part.relations_error)}); its sites are drawn without arrows.")
+    derived = getattr(docs.card, "derived", ())
+    if derived:
+        described = "; ".join(f"{md.code(node.name)}: {md.text(node.description, labels=labels)}" for node in derived)
+        blocks.append(
+            "Rounded boxes with dotted arrows are quantities of the math that are not sample sites, "
+            f"so the tracer does not see them (the card declares them): {described}."
+        )
     for backend, title in BACKEND_TITLES.items():
         if backend not in docs.structures:
             blocks.append(f"No {title} diagram: tracing failed ({md.text(docs.errors.get(backend, 'not traced'))}).")

@@ -5,7 +5,7 @@ import math
 import dataclasses
 
 from zoo.claims import FULL, QUICK, Claim, Contender, PaperFigure
-from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
+from zoo.card import DerivedNode, Equation, Hyperparameter, MathCard, Paper, Site
 
 from zoo.claims import ONE_CLASS_FULL, ONE_CLASS_QUICK  # noqa: E402
 
@@ -82,6 +82,10 @@ CARD = MathCard(
         Site("x", "Normal", observed=True, description="data, fixed-scale Gaussian around G(z) (advae.2)"),
     ),
     guide_sites=(Site("z", "Normal", description="encoder E's posterior (advae.3)"),),
+    derived=(
+        DerivedNode("T", "guide", ("x",), "the Gaussian transformer T: (mu(x), sigma(x)) -> (mu_T, sigma_T) (advae.4)"),
+        DerivedNode("z_T", "guide", ("T",), "the anomalous code z_T ~ N(mu_T, sigma_T^2) that T makes (advae.4)"),
+    ),
     hyperparameters=(
         Hyperparameter("gamma", 2.0, "weight of the hinge terms", r"\gamma"),
         Hyperparameter("m_z", 40.0, "KL margin in nats (T's target distance, E's margin for anomalies)", "m_z"),
