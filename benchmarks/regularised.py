@@ -38,10 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -54,6 +51,8 @@ from zoo import registry
 from zoo.config import TrainOptions, override
 from zoo.evaluate import importance_sampled_metrics
 from zoo.run import make_trainer
+
+from machine import machine_info  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -308,19 +307,6 @@ def report(results: dict) -> str:
         ]),
     ]
     return "\n".join(parts)
-
-
-def machine_info() -> dict:
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_end": os.getloadavg(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def parse_args(argv=None):

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -45,6 +42,8 @@ from zoo import registry
 from zoo.config import TrainOptions, override
 from zoo.evaluate import importance_sampled_metrics
 from zoo.run import make_trainer
+
+from machine import machine_info  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -180,19 +179,6 @@ def report(results: dict) -> str:
     lines.append("")
     lines.extend(f"{claim:<28} {'holds' if ok else 'does not hold'}" for claim, ok in results["verdicts"].items())
     return "\n".join(lines)
-
-
-def machine_info() -> dict:
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_end": os.getloadavg(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def parse_args(argv=None):
