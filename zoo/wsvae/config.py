@@ -40,3 +40,8 @@ class Config(VariantConfig):
 
 def get_config() -> Config:
     return Config()
+
+
+# Evaluation sizes shared by both backends' programs.
+BLOCK = 100  # test sequences per evaluation block
+NUM_SAMPLES_SHOWN = 10  # prior samples decoded into the metrics

@@ -36,9 +36,8 @@ from guides.flax_rnn import (
 from zoo.numpyro_backend.objectives import iwae_bound, sleep_loss
 from zoo.numpyro_backend.variant import NumPyroVariant
 from zoo.text import UNK, require_text
+from zoo.wsvae.config import BLOCK, NUM_SAMPLES_SHOWN
 
-BLOCK = 100  # test sequences per evaluation block
-NUM_SAMPLES_SHOWN = 10  # prior samples decoded into the metrics
 
 
 class WakeSleepState(NamedTuple):

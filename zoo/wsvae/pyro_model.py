@@ -31,9 +31,8 @@ from guides.torch_rnn import (
 from zoo.pyro_backend.objectives import iwae_bound, sleep_loss
 from zoo.pyro_backend.variant import PyroVariant
 from zoo.text import UNK, require_text
+from zoo.wsvae.config import BLOCK, NUM_SAMPLES_SHOWN
 
-BLOCK = 100  # test sequences per evaluation block
-NUM_SAMPLES_SHOWN = 10  # prior samples decoded into the metrics
 
 
 class Variant(PyroVariant):
