@@ -181,6 +181,26 @@ def test_tuning_uses_the_validation_split_and_records_it(tmp_path):
     assert len(runs) == 3
 
 
+def test_tuning_is_kept_per_contender_not_per_label(tmp_path, monkeypatch):
+    """Two contenders that differ only in their options (M2 at 100 and 600 labels)
+    get their own grid runs and their own best values; a repeated one is cached."""
+    runner = Runner("pyro", tmp_path, log=lambda *a: None)
+    calls = []
+
+    def fake_run(variant, settings, options, seed, validation=0):
+        calls.append((options["extra"]["labels"], settings["z_dim"], validation))
+        return {"score": -abs(settings["z_dim"] - options["extra"]["labels"])}
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    budget = dataclasses.replace(TINY, validation=60)
+    few = Contender("M", "vae", options={"labels": 2}, tune={"z_dim": (2, 4)}, tune_metric="score")
+    many = dataclasses.replace(few, options={"labels": 4})
+    assert runner.tune(few, budget)["chosen"] == {"z_dim": 2}
+    assert runner.tune(many, budget)["chosen"] == {"z_dim": 4}
+    assert runner.tune(few, budget)["chosen"] == {"z_dim": 2}
+    assert calls == [(2, 2, 60), (2, 4, 60), (4, 2, 60), (4, 4, 60)]
+
+
 def test_validation_split_holds_out_training_rows():
     import numpy as np
 
@@ -209,12 +229,15 @@ def test_results_file_merges_claims(tmp_path):
 def test_cli_reproduce(tmp_path, capsys):
     from zoo.cli import main
 
-    assert main(["reproduce", "iwae", "--seeds", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    assert main(["reproduce", "iwae", "--claim", "iwae.k5_above_vae", "--seeds", "1", "--out", str(tmp_path), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "iwae.k5_above_vae" in printed
+    assert "iwae.k5_above_vae" in printed and "iwae.k50_above_vae" not in printed
     record = json.loads((tmp_path / "claims.json").read_text())["runs"]["quick-pyro"]
     claim = record["claims"]["iwae.k5_above_vae"]
     assert claim["verdict"] in ("holds", "does not hold", "not comparable") and claim["protocol"]["seeds"] == [0]
+    # Each claim remembers the call that measured it: later calls for the same
+    # budget and backend replace the entry's top-level command and date.
+    assert claim["measured_by"]["date"] == record["date"]
     assert record["machine"]["cpus"] >= 1
     assert main(["reproduce", "no-such-variant", "--out", str(tmp_path)]) == 2
     assert main(["reproduce", "iwae", "--claim", "iwae.no_such_claim", "--out", str(tmp_path)]) == 2

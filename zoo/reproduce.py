@@ -49,7 +49,8 @@ claims.json schema (version 1)
               "difference": mean(ours) - mean(reference) | null,
               "verdict": "holds" | "does not hold" | "not comparable",
               "why": str,
-              "seconds": float
+              "seconds": float,
+              "measured_by": {"command", "date"}  # the call that ran this claim
             }, ...
           }
         }, ...
@@ -286,8 +287,9 @@ class Runner:
             return None
         if budget.validation <= 0:
             raise ReproduceError(f"contender {contender.label} has a tune grid but the budget holds out no validation rows")
-        key = json.dumps([contender.label, contender.variant, _plain(contender.tune), _fields(budget)],
-                         sort_keys=True, default=str)
+        # The whole contender: M2 at 100 labels and at 600 share a label and a grid
+        # but not their best values.
+        key = json.dumps([_fields(contender), _fields(budget)], sort_keys=True, default=str)
         if key in self.tuned:
             return self.tuned[key]
         grid = {name: budget.tune.get(name, values) for name, values in contender.tune.items()}
@@ -435,6 +437,11 @@ def reproduce(names: list[str], budget: str = "quick", backend: str = "pyro", se
         "command": "vaezoo " + " ".join(sys.argv[1:]) if sys.argv and "zoo" in sys.argv[0] else None,
         "machine": machine_info(backend), "seconds": time.perf_counter() - started, "claims": claims,
     }
+    # Each claim keeps the call that measured it: calls for one budget and backend
+    # merge into one entry (reproduce m2, then reproduce vae...), whose top-level
+    # command, date and seconds are the last call's.
+    for record in claims.values():
+        record["measured_by"] = {"command": entry["command"], "date": entry["date"]}
     if out is not None:
         write_results(Path(out) / RESULTS_FILE, entry)
     return entry

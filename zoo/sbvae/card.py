@@ -1,10 +1,10 @@
 """The math card of the stick-breaking VAE (SB-VAE)."""
 
 from zoo.card import Equation, Hyperparameter, MathCard, Paper, Site
-from zoo.claims import Budget, Claim, Contender, PaperFigure
+from zoo.claims import FULL_LONG, Budget, Claim, Contender, PaperFigure
 
 QUICK = Budget(dataset="digits", epochs=30, seeds=3, batch_size=100, eval_k=100)
-FULL = Budget(dataset="fashion-mnist", epochs=100, seeds=3, batch_size=100, eval_k=1000)
+FULL = FULL_LONG
 
 CARD = MathCard(
     name="sbvae",
