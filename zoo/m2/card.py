@@ -9,8 +9,12 @@ M2_TUNE = {"alpha_scale": (0.1, 1.0), "lr": (1e-3, 3e-3)}
 # Labels must fit the digits training set less its validation rows.
 # quick: a smoke protocol (digits, 15 epochs; VARIANTS.md §3b asks >= 100 there).
 M2_QUICK = dataclasses.replace(QUICK, epochs=15, validation=300, settings={"hidden": (64,)}, tune={"lr": (1e-3,)})
-# full, reduced to fit a shared 2-core CPU: 5,000 Fashion-MNIST images, 8 epochs.
-M2_FULL = dataclasses.replace(FULL, validation=500, tune={"lr": (1e-3,)})
+# full, reduced to fit a shared 2-core CPU: 5,000 Fashion-MNIST images (500 held
+# out for tuning), 20 epochs, 3 seeds. The alpha grid is {1, 3}: in a validation
+# sweep (100 labels, 9,000 images, 20 epochs, NumPyro) the paper's alpha = 0.1 N
+# reached 0.694 against 0.707 for alpha = 1 N, and half the batch labelled (0.5
+# instead of 0.1) changed nothing (0.694 both at alpha = 0.1 N).
+M2_FULL = dataclasses.replace(FULL, epochs=20, seeds=3, validation=500, tune={"alpha_scale": (1.0, 3.0), "lr": (1e-3,)})
 
 CARD = MathCard(
     name="m2",

@@ -5,6 +5,10 @@ from zoo.claims import FULL_LONG, Budget, Claim, Contender, PaperFigure
 
 QUICK = Budget(dataset="digits", epochs=30, seeds=3, batch_size=100, eval_k=100)
 FULL = FULL_LONG
+# The Gaussian VAE of the paper's comparison, as InfoVAE at alpha = 0, lambda = 1:
+# exactly the ELBO (its MMD weight alpha + lambda - 1 is 0), and that variant
+# reports the kNN accuracy of its codes mu(x), which the plain VAE does not.
+GAUSS_VAE = Contender("Gauss-VAE", "infovae", settings={"hidden": (500,), "alpha": 0.0, "lam": 1.0})
 
 CARD = MathCard(
     name="sbvae",
@@ -101,7 +105,7 @@ CARD = MathCard(
             ),
             metric="knn_accuracy_1000_labels",
             ours=Contender("SB-VAE", "sbvae"),
-            baseline=Contender("Gauss-VAE", "vae", settings={"hidden": (500,)}),
+            baseline=GAUSS_VAE,
             direction="higher",
             paper=PaperFigure(
                 value="MNIST kNN error 9.34 / 8.65 / 8.90 % (SB-VAE) vs 28.4 / 20.96 / 15.33 % (Gauss-VAE), k = 3 / 5 / 10",
@@ -119,7 +123,7 @@ CARD = MathCard(
             ),
             metric="test_nll",
             ours=Contender("SB-VAE", "sbvae"),
-            baseline=Contender("Gauss-VAE", "vae", settings={"hidden": (500,)}),
+            baseline=GAUSS_VAE,
             direction="near",
             margin=3.0,
             paper=PaperFigure(
