@@ -60,6 +60,7 @@ BAD_OPTIONS = [
     (["--set", "z_dim=2.5"], ["z_dim=2.5", "integer"]),
     (["--set", "z_dim=true"], ["z_dim=true", "integer"]),
     (["--set", "z_dim=0"], ["z_dim", "0"]),
+    (["--set", "z_dim=3"], ["z_dim is given twice", "--z-dim", "--set z_dim=3", "give it once"]),
     (["--set", "hidden=[a]"], ["hidden=[a]", "list of integers"]),
     (["--set", "hidden=[16,2.5]"], ["hidden=[16,2.5]", "list of integers"]),
     (["--set", "hidden=[0]"], ["hidden", "[0]", "positive"]),
@@ -100,6 +101,21 @@ def test_a_bad_train_option_is_refused_and_writes_nothing(workdir, capsys, monke
 def test_a_bad_variant_setting_is_refused(workdir, capsys, backend, variant, setting, fragments):
     refused(capsys, tiny_args(variant, backend, workdir / "run", 1, "--set", setting), *fragments)
     assert list(workdir.iterdir()) == []
+
+
+def test_set_and_flags_are_validated_together():
+    """A setting that depends on another field is judged against the value the
+    command gives for it: VLAE's flow widths must be at least z_dim, so
+    ``--set flow_hidden=[16,16]`` is refused at the default z_dim = 32 and
+    accepted with ``--z-dim 4``, whichever comes first."""
+    from zoo.cli import _configured
+
+    default = registry.default_config("vlae")
+    assert default.z_dim > 16
+    with pytest.raises(ConfigError, match="flow_hidden"):
+        _configured(default, {"flow_hidden": "[16,16]"}, {})
+    config = _configured(default, {"flow_hidden": "[16,16]"}, {"z_dim": "4"})
+    assert (config.z_dim, tuple(config.flow_hidden)) == (4, (16, 16))
 
 
 def _bad_text(hint) -> str | None:

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from zoo import registry
-from zoo.config import ConfigError, TrainOptions, override
+from zoo.config import ConfigError, TrainOptions, override, parse_assignments
 from zoo.data import DATASETS, TEXT_DATASETS, DataError
 
 
@@ -71,14 +71,25 @@ def _at_least_one(flag: str, value) -> None:
         raise ConfigError(f"{flag} must be at least 1, got {value}")
 
 
+def _configured(config, settings: dict, flags: dict):
+    """``config`` with the --set values and the flags' fields, validated once."""
+    parse_assignments(config, settings)  # a --set value of the wrong type is named as such
+    for field in sorted(set(settings) & set(flags)):
+        flag = "--" + field.replace("_", "-")
+        raise ConfigError(f"{field} is given twice ({flag} {flags[field]} and --set {field}={settings[field]}); give it once")
+    return override(config, {**settings, **flags})
+
+
 def cmd_train(args) -> int:
     from zoo.run import load_run_file, train
 
     _at_least_one("--eval-k", args.eval_k)
     out = Path(args.out or f"runs/{args.variant}-{args.backend}-{args.dataset}")
     given = getattr(args, "given", None)
-    # --set values are checked on their own, then the dedicated flags (--z-dim...)
-    # are applied over them.
+    # --set values and the dedicated flags (--z-dim...) are applied together and the
+    # config validated once, so a setting that depends on another (a flow's width on
+    # z_dim) is judged against the value the command gives; a field may be given one
+    # way only.
     settings = _parse_settings(args.set)
     flags = {}
     for flag, field in CONFIG_FLAGS.items():
@@ -92,13 +103,13 @@ def cmd_train(args) -> int:
         run_variant, config, options = load_run_file(out)
         if args.variant != run_variant:  # refused by zoo.run, which names both variants
             config = registry.default_config(args.variant)
-        config = override(override(config, settings), flags)
+        config = _configured(config, settings, flags)
         explicit = {name: getattr(args, name) for name in OPTION_FLAGS if given is None or name in given}
         extra = dict(options.extra)
         extra.update({name: getattr(args, name) for name in EXTRA_FLAGS if name in (given or ()) and getattr(args, name) is not None})
         options = dataclasses.replace(options, **explicit, extra=extra)
     else:
-        config = override(override(registry.default_config(args.variant), settings), flags)
+        config = _configured(registry.default_config(args.variant), settings, flags)
         extra = {name: getattr(args, name) for name in EXTRA_FLAGS if getattr(args, name) is not None}
         options = TrainOptions(**{name: getattr(args, name) for name in OPTION_FLAGS}, extra=extra)
     # Every check zoo.run.train makes before writing, made here too, so that a

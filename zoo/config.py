@@ -234,6 +234,15 @@ def override(config, assignments: dict[str, str]):
     the whole config is validated, so a bad value is refused here with a message,
     never deep inside a network's constructor.
     """
+    updated = dataclasses.replace(config, **parse_assignments(config, assignments))
+    updated.validate()
+    return updated
+
+
+def parse_assignments(config, assignments: dict[str, str]) -> dict:
+    """The typed values of ``assignments`` for ``config``'s fields, each parsed on
+    its own (an unknown name or a value of the wrong type is refused); nothing is
+    validated against the other fields yet."""
     names = {f.name: f for f in dataclasses.fields(config)}
     hints = _field_types(type(config))
     changes = {}
@@ -246,9 +255,7 @@ def override(config, assignments: dict[str, str]):
             changes[key] = parse_value(key, raw, hints[key], _example(names[key]))
         else:
             changes[key] = tuple(raw) if isinstance(raw, list) else raw
-    updated = dataclasses.replace(config, **changes)
-    updated.validate()
-    return updated
+    return changes
 
 
 def to_dict(config) -> dict:
