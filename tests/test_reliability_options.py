@@ -60,7 +60,7 @@ BAD_OPTIONS = [
     (["--set", "z_dim=2.5"], ["z_dim=2.5", "integer"]),
     (["--set", "z_dim=true"], ["z_dim=true", "integer"]),
     (["--set", "z_dim=0"], ["z_dim", "0"]),
-    (["--set", "z_dim=3"], ["z_dim is given twice", "--z-dim", "--set z_dim=3", "give it once"]),
+    (["--set", "z_dim=3"], ["z_dim is given twice, differently", "--z-dim", "--set z_dim=3", "give it once"]),
     (["--set", "hidden=[a]"], ["hidden=[a]", "list of integers"]),
     (["--set", "hidden=[16,2.5]"], ["hidden=[16,2.5]", "list of integers"]),
     (["--set", "hidden=[0]"], ["hidden", "[0]", "positive"]),
@@ -116,6 +116,8 @@ def test_set_and_flags_are_validated_together():
         _configured(default, {"flow_hidden": "[16,16]"}, {})
     config = _configured(default, {"flow_hidden": "[16,16]"}, {"z_dim": "4"})
     assert (config.z_dim, tuple(config.flow_hidden)) == (4, (16, 16))
+    # The same value both ways is no conflict.
+    assert _configured(default, {"z_dim": "4", "flow_hidden": "[16,16]"}, {"z_dim": "4"}).z_dim == 4
 
 
 def _bad_text(hint) -> str | None:

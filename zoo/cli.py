@@ -73,10 +73,13 @@ def _at_least_one(flag: str, value) -> None:
 
 def _configured(config, settings: dict, flags: dict):
     """``config`` with the --set values and the flags' fields, validated once."""
-    parse_assignments(config, settings)  # a --set value of the wrong type is named as such
-    for field in sorted(set(settings) & set(flags)):
-        flag = "--" + field.replace("_", "-")
-        raise ConfigError(f"{field} is given twice ({flag} {flags[field]} and --set {field}={settings[field]}); give it once")
+    from_set = parse_assignments(config, settings)  # a --set value of the wrong type is named as such
+    from_flags = parse_assignments(config, flags)
+    for field in sorted(set(from_set) & set(from_flags)):
+        if from_set[field] != from_flags[field]:
+            flag = "--" + field.replace("_", "-")
+            raise ConfigError(f"{field} is given twice, differently ({flag} {flags[field]} and --set {field}={settings[field]}); "
+                              "give it once")
     return override(config, {**settings, **flags})
 
 
